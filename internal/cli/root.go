@@ -1,0 +1,89 @@
+// Package cli owns the claude-bottle command line: one file per verb, wiring
+// manifest -> plan -> launch. It makes no engine calls itself.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is set at build time with -ldflags "-X .../internal/cli.Version=…".
+var Version = "dev"
+
+// globals carries what every verb shares. Nothing in it is global state: a
+// fresh one is made per Run, so verbs are testable in-process.
+type globals struct {
+	manifest string // -f/--manifest; "" means ./claude-bottle.yaml or the default
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
+	log      *slog.Logger
+	getenv   func(string) string
+}
+
+// exitError carries a specific exit code (the agent's) through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+// Run executes the command line and returns the process exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g := &globals{
+		stdin:  stdin,
+		stdout: stdout,
+		stderr: stderr,
+		log:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		getenv: os.Getenv,
+	}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "claude-bottle: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "claude-bottle: %v\n", err)
+	return 1
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "claude-bottle",
+		Short: "Run an AI coding agent in a bottle whose every way out the host controls",
+		Long: `claude-bottle runs an AI coding agent (Claude Code first) with full autonomy inside
+a hardened container. Its only ways out are sidecars the host controls: an egress
+allowlist proxy, a credential-injecting reverse proxy, a git gate that enforces a push
+policy, and a supervise server through which the agent asks a person for changes.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVarP(&g.manifest, "manifest", "f", "", "manifest file (default ./claude-bottle.yaml, else the built-in default)")
+	for _, c := range verbs(g) {
+		root.AddCommand(c)
+	}
+	return root
+}
