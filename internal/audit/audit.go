@@ -20,18 +20,18 @@ type Event struct {
 	Sidecar string `json:"sidecar"`
 	// Kind says what happened: connect, http, dns, request, fetch, push,
 	// reload, proposal, decision, ...
-	Kind    string `json:"kind"`
-	Client  string `json:"client,omitempty"`
-	Method  string `json:"method,omitempty"`
-	Host    string `json:"host,omitempty"`
-	Port    int    `json:"port,omitempty"`
-	Path    string `json:"path,omitempty"`
-	Route   string `json:"route,omitempty"`
-	Repo    string `json:"repo,omitempty"`
-	Ref     string `json:"ref,omitempty"`
-	Old     string `json:"old,omitempty"`
-	New     string `json:"new,omitempty"`
-	Status  int    `json:"status,omitempty"`
+	Kind   string `json:"kind"`
+	Client string `json:"client,omitempty"`
+	Method string `json:"method,omitempty"`
+	Host   string `json:"host,omitempty"`
+	Port   int    `json:"port,omitempty"`
+	Path   string `json:"path,omitempty"`
+	Route  string `json:"route,omitempty"`
+	Repo   string `json:"repo,omitempty"`
+	Ref    string `json:"ref,omitempty"`
+	Old    string `json:"old,omitempty"`
+	New    string `json:"new,omitempty"`
+	Status int    `json:"status,omitempty"`
 	// Verdict is allow, deny or error.
 	Verdict string `json:"verdict,omitempty"`
 	// Rule is the allowlist rule that allowed; Reason says why it was refused.
