@@ -5,6 +5,17 @@ import "github.com/spf13/cobra"
 // verbs lists every verb; each lives in its own file.
 func verbs(g *globals) []*cobra.Command {
 	return []*cobra.Command{
+		newRunCmd(g),
+		newPlanCmd(g),
+		newValidateCmd(g),
+		newInitCmd(g),
+		newSchemaCmd(g),
+		newPsCmd(g),
+		newCleanupCmd(g),
+		newSuperviseCmd(g, applier(g)),
+		newImagesCmd(g),
+		newLogsCmd(g),
 		newVersionCmd(g),
+		newSidecarCmd(g),
 	}
 }

@@ -3,6 +3,18 @@
 // forwards only the pushes its policy allows.
 package gitgate
 
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
 // Config is git-gate/repos.json (docs/sidecar-contract.md).
 type Config struct {
 	Repos []Repo `json:"repos"`
@@ -32,4 +44,104 @@ type PushPolicy struct {
 	Force    bool     `json:"force,omitempty"`
 	Delete   bool     `json:"delete,omitempty"`
 	Tags     bool     `json:"tags,omitempty"`
+}
+
+// LoadConfig reads DIR/repos.json strictly (unknown fields are errors) and
+// validates it. allowFile permits file:// and plain-path upstreams (tests).
+func LoadConfig(dir string, allowFile bool) (Config, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "repos.json"))
+	if err != nil {
+		return Config{}, fmt.Errorf("read git-gate config: %w", err)
+	}
+	return parseConfig(b, allowFile)
+}
+
+func parseConfig(b []byte, allowFile bool) (Config, error) {
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("decode repos.json: %w", err)
+	}
+	if err := c.Validate(allowFile); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+var repoName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+
+// Validate checks names, upstream URLs and file references. An upstream is
+// ssh (user@host:path or ssh://) or https://; allowFile also permits
+// file://, http:// and absolute paths, which only tests use.
+func (c Config) Validate(allowFile bool) error {
+	seen := map[string]bool{}
+	for i, r := range c.Repos {
+		if !repoName.MatchString(r.Name) || strings.HasSuffix(r.Name, ".git") || strings.Contains(r.Name, "..") {
+			return fmt.Errorf("repos[%d]: invalid name %q (letters, digits, . _ -; no .git suffix)", i, r.Name)
+		}
+		if seen[r.Name] {
+			return fmt.Errorf("repos[%d]: duplicate name %q", i, r.Name)
+		}
+		seen[r.Name] = true
+		kind, err := upstreamKind(r.Upstream, allowFile)
+		if err != nil {
+			return fmt.Errorf("repo %s: %w", r.Name, err)
+		}
+		if r.KeyFile != "" && kind != "ssh" {
+			return fmt.Errorf("repo %s: key_file is only for ssh upstreams", r.Name)
+		}
+		if r.TokenFile != "" && kind != "https" && kind != "http" {
+			return fmt.Errorf("repo %s: token_file is only for https upstreams", r.Name)
+		}
+		for _, f := range []string{r.KeyFile, r.TokenFile} {
+			if f != "" && !filepath.IsLocal(f) {
+				return fmt.Errorf("repo %s: %q must be a relative path inside the config directory", r.Name, f)
+			}
+		}
+		if r.Format != "" && !strings.Contains(r.Format, "{token}") {
+			return fmt.Errorf("repo %s: format %q has no {token}", r.Name, r.Format)
+		}
+		if strings.ContainsAny(r.Header+r.Format, "\r\n") {
+			return fmt.Errorf("repo %s: header and format may not contain newlines", r.Name)
+		}
+		for _, p := range r.Push.Branches {
+			if _, err := path.Match(p, ""); err != nil {
+				return fmt.Errorf("repo %s: bad branch pattern %q: %w", r.Name, p, err)
+			}
+		}
+	}
+	if c.KnownHosts != "" && !filepath.IsLocal(c.KnownHosts) {
+		return fmt.Errorf("known_hosts %q must be a relative path inside the config directory", c.KnownHosts)
+	}
+	return nil
+}
+
+var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/-][^\s]*$`)
+
+// upstreamKind classifies an upstream as ssh, https, http or file. Anything
+// git would interpret as another transport (ext::, fd::, a leading "-") is
+// refused: the URL ends up on a git command line.
+func upstreamKind(u string, allowFile bool) (string, error) {
+	switch {
+	case u == "" || strings.HasPrefix(u, "-") || strings.ContainsAny(u, " \t\r\n\x00"):
+		return "", fmt.Errorf("invalid upstream %q", u)
+	case scpLike.MatchString(u):
+		return "ssh", nil
+	case strings.HasPrefix(u, "ssh://"):
+		if _, err := url.Parse(u); err != nil {
+			return "", fmt.Errorf("invalid upstream %q: %w", u, err)
+		}
+		return "ssh", nil
+	case strings.HasPrefix(u, "https://"):
+		if _, err := url.Parse(u); err != nil {
+			return "", fmt.Errorf("invalid upstream %q: %w", u, err)
+		}
+		return "https", nil
+	case allowFile && strings.HasPrefix(u, "http://"):
+		return "http", nil
+	case allowFile && (strings.HasPrefix(u, "file://") || filepath.IsAbs(u)):
+		return "file", nil
+	}
+	return "", fmt.Errorf("upstream %q is neither ssh (user@host:path, ssh://) nor https://", u)
 }

@@ -13,8 +13,13 @@ type Manifest struct {
 	// Images configures image builds; zero means defaults.
 	Images Images `yaml:"images,omitempty" json:"images,omitempty"`
 
-	// Path is the file the manifest was read from ("" for the embedded default).
+	// Path is the file the manifest was read from, as given to Load or Parse
+	// ("" for the embedded default).
 	Path string `yaml:"-" json:"-"`
+
+	// pos records where each field is written so that validation errors can
+	// name a line; nil for a manifest built in code.
+	pos positions
 }
 
 // Images configures how the project's images are built.
@@ -59,11 +64,11 @@ type Bottle struct {
 // Resources limits the agent container.
 type Resources struct {
 	// Memory like "4g" or "512m"; "" means 4g.
-	Memory string `yaml:"memory,omitempty" json:"memory,omitempty"`
+	Memory string `yaml:"memory,omitempty" json:"memory,omitempty" jsonschema:"pattern=^[0-9]+[bkmgBKMG]?$"`
 	// CPUs like 2 or 0.5; 0 means 2.
-	CPUs float64 `yaml:"cpus,omitempty" json:"cpus,omitempty"`
+	CPUs float64 `yaml:"cpus,omitempty" json:"cpus,omitempty" jsonschema:"exclusiveMinimum=0"`
 	// PIDs is the process limit; 0 means 1024.
-	PIDs int64 `yaml:"pids,omitempty" json:"pids,omitempty"`
+	PIDs int64 `yaml:"pids,omitempty" json:"pids,omitempty" jsonschema:"minimum=1"`
 }
 
 // Egress is the bottle's allowlist.
@@ -80,7 +85,7 @@ type Rule struct {
 	// Host is a DNS name or "*.example.com" (any subdomain, not the apex).
 	Host string `yaml:"host" json:"host"`
 	// Port is the destination port; 0 means 443 for CONNECT and 80 for plain HTTP.
-	Port int `yaml:"port,omitempty" json:"port,omitempty"`
+	Port int `yaml:"port,omitempty" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535"`
 	// AllowPrivate lets this host resolve to private addresses (a local service).
 	AllowPrivate bool `yaml:"allow_private,omitempty" json:"allow_private,omitempty"`
 }
@@ -93,14 +98,14 @@ type CredProxy struct {
 // Route maps a path prefix on cred-proxy to an upstream and a credential.
 type Route struct {
 	// Name identifies the route in logs and token files.
-	Name string `yaml:"name" json:"name"`
+	Name string `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9][a-z0-9_.-]*$,maxLength=41"`
 	// Path is the prefix, like "/anthropic/": starts and ends with "/".
-	Path string `yaml:"path" json:"path"`
+	Path string `yaml:"path" json:"path" jsonschema:"pattern=^/.*/$"`
 	// Upstream is the base URL requests are forwarded to (https or http).
 	Upstream string `yaml:"upstream" json:"upstream"`
 	// Credentials are tried in order on the host at launch; the first whose
 	// source is set is used.
-	Credentials []Credential `yaml:"credentials" json:"credentials"`
+	Credentials []Credential `yaml:"credentials" json:"credentials" jsonschema:"minItems=1"`
 	// StripHeaders are extra request headers removed before forwarding.
 	StripHeaders []string `yaml:"strip_headers,omitempty" json:"strip_headers,omitempty"`
 	// Role marks a special route; "anthropic-base-url" wires Claude Code to it.
@@ -127,7 +132,7 @@ type Git struct {
 // Repo is one upstream repository behind git-gate.
 type Repo struct {
 	// Name is the repository's name on the gate (git-gate/NAME.git).
-	Name string `yaml:"name" json:"name"`
+	Name string `yaml:"name" json:"name" jsonschema:"pattern=^[a-z0-9][a-z0-9_.-]*$,maxLength=41"`
 	// Upstream is the real URL: ssh (git@host:path, ssh://) or https.
 	Upstream string `yaml:"upstream" json:"upstream"`
 	// Key is an SSH private key file for ssh upstreams (must not be readable by others).

@@ -24,9 +24,11 @@ const (
 	SuperviseDir     = "supervise"
 	SuperviseReqs    = "supervise/requests"
 	SuperviseDecided = "supervise/decisions"
-	LogsDir          = "logs"
-	CurrentConfig    = "current-config"
-	AgentEnv         = "agent.env"
+	// LogsDir in a plan's mounts stands for LogDir(state, instance), which
+	// lives outside the stage directory.
+	LogsDir       = "logs"
+	CurrentConfig = "current-config"
+	AgentEnv      = "agent.env"
 	// Meta records which agent and manifest an instance was launched from,
 	// for supervise --persist and Dockerfile proposals.
 	Meta = "instance.json"
@@ -82,6 +84,12 @@ func Instances(state string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// LogDir holds an instance's decision logs. It outlives the instance (the
+// stage directory does not), so `claude-bottle logs` can show a finished run.
+func LogDir(state, instance string) string {
+	return filepath.Join(state, "logs", instance)
 }
 
 // AgentDir holds what outlives an instance for one agent, such as an

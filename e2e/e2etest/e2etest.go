@@ -1,0 +1,226 @@
+// Package e2etest is the harness of the black-box scenarios: it builds the
+// claude-bottle binary once per test process, makes sure the images exist,
+// gives each test its own state directory and manifest, runs the binary,
+// and builds and starts fixture containers on networks the test owns.
+package e2etest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/plan"
+)
+
+// Engine returns a client for the real engine. Without one the test fails
+// when CI=true (a skipped suite must never pass as green) and skips
+// otherwise, saying how to start it.
+func Engine(t testing.TB) *docker.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := docker.New(ctx)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but the Docker engine is unreachable: %v", err)
+		}
+		t.Skipf("no Docker engine (%v): start dockerd to run the e2e scenarios", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// Root is the module root.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Binary builds claude-bottle (static, as the sidecar image needs) once per
+// test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("claude-bottle-e2e-%d", os.Getpid()))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "claude-bottle")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/claude-bottle")
+		cmd.Dir = Root()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+var (
+	imgOnce sync.Once
+	imgErr  error
+)
+
+// Images builds (or reuses) the project's images once per test process,
+// before any scenario's own timeout starts.
+func Images(t testing.TB) {
+	t.Helper()
+	bin := Binary(t)
+	imgOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "images", "build")
+		cmd.Env = os.Environ()
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			imgErr = fmt.Errorf("claude-bottle images build: %v\n%s", err, tailLines(out.String(), 30))
+		}
+	})
+	if imgErr != nil {
+		t.Fatal(imgErr)
+	}
+}
+
+// Env is one test's isolated claude-bottle world: a working directory with
+// a manifest, and a state directory.
+type Env struct {
+	T     testing.TB
+	Bin   string
+	Dir   string
+	State string
+	// Vars are extra environment variables for every command.
+	Vars map[string]string
+}
+
+// NewEnv makes a working directory holding manifest (if not "") and a
+// fresh state directory. It checks at cleanup that the state directory
+// holds no instance stage directory any more.
+func NewEnv(t testing.TB, manifest string) *Env {
+	t.Helper()
+	e := &Env{T: t, Bin: Binary(t), Dir: t.TempDir(), State: t.TempDir(), Vars: map[string]string{}}
+	if manifest != "" {
+		if err := os.WriteFile(filepath.Join(e.Dir, "claude-bottle.yaml"), []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// Result is what one command did.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout ---\n%s\n--- stderr ---\n%s", r.Code, r.Stdout, r.Stderr)
+}
+
+// Command prepares the binary with args in the env's directory.
+func (e *Env) Command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, e.Bin, args...)
+	cmd.Dir = e.Dir
+	cmd.Env = append(os.Environ(), "CLAUDE_BOTTLE_STATE_DIR="+e.State)
+	for k, v := range e.Vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+// Run runs the binary to completion.
+func (e *Env) Run(ctx context.Context, args ...string) Result {
+	e.T.Helper()
+	cmd := e.Command(ctx, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := Result{Stdout: out.String(), Stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+	default:
+		e.T.Fatalf("run %v: %v", args, err)
+	}
+	return r
+}
+
+// Unique returns a short random name with prefix, for resources a test makes.
+func Unique(prefix string) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// AssertGone fails the test if any container or network of instance remains,
+// or its stage directory.
+func AssertGone(t testing.TB, c *docker.Client, state, instance string) {
+	t.Helper()
+	ctx := context.Background()
+	cs, err := c.ListContainers(ctx, map[string]string{plan.LabelInstance: instance}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range cs {
+		t.Errorf("container %s of %s remains", x.Name, instance)
+	}
+	ns, err := c.ListNetworks(ctx, map[string]string{plan.LabelInstance: instance})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		t.Errorf("network %s of %s remains", n.Name, instance)
+	}
+	if _, err := os.Stat(filepath.Join(state, "instances", instance)); err == nil {
+		t.Errorf("stage directory of %s remains", instance)
+	}
+}
+
+// Network creates an internal network for fixtures (a test's "internet":
+// no route anywhere real) and removes it at cleanup.
+func Network(t testing.TB, c *docker.Client) string {
+	t.Helper()
+	name := Unique("cbtest-net")
+	if _, err := c.CreateNetwork(context.Background(), docker.NetworkSpec{Name: name, Internal: true, Labels: map[string]string{"dev.claude-bottle.test": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.RemoveNetwork(context.Background(), name); err != nil {
+			t.Errorf("remove fixture network %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

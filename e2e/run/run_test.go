@@ -1,0 +1,328 @@
+// Package run holds the black-box scenarios of `claude-bottle run`: the
+// built binary against the real engine and the real agent image.
+package run
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/claude-bottle/claude-bottle/e2e/e2etest"
+	"github.com/claude-bottle/claude-bottle/internal/plan"
+)
+
+// A bottle with every sidecar but git-gate; the route's token comes from
+// the test's environment.
+const manifest = `
+agents:
+  claude:
+    bottle: box
+    env:
+      GREETING: hello
+    forward_env: [FORWARDED_SECRET]
+bottles:
+  box:
+    supervise: true
+    egress:
+      allow:
+        - host: allowed.test
+    cred_proxy:
+      routes:
+        - name: anthropic
+          path: /anthropic/
+          upstream: https://api.anthropic.com
+          role: anthropic-base-url
+          credentials:
+            - env: E2E_API_KEY
+              header: x-api-key
+              format: "{token}"
+`
+
+const fakeKey = "sk-e2e-run-token-0123456789abcdef"
+
+func newEnv(t *testing.T) (*e2etest.Env, string) {
+	e2etest.Engine(t)
+	e2etest.Images(t)
+	e := e2etest.NewEnv(t, manifest)
+	inst := e2etest.Unique("cbt-run")
+	e.Vars["CLAUDE_BOTTLE_CONTAINER"] = inst
+	e.Vars["E2E_API_KEY"] = fakeKey
+	e.Vars["FORWARDED_SECRET"] = "forwarded-value-42"
+	return e, inst
+}
+
+// The agent's view from inside: non-root, no capabilities, only the
+// internal network with no route out, sidecar names resolve, config
+// read-only, env wired, and the real token nowhere.
+func TestRunInsideTheBottle(t *testing.T) {
+	c := e2etest.Engine(t)
+	e, inst := newEnv(t)
+	script := strings.Join([]string{
+		`echo "uid=$(id -u)"`,
+		`grep CapEff /proc/self/status`,
+		`grep NoNewPrivs /proc/self/status`,
+		// A default route would be a line whose destination is 00000000.
+		`awk 'NR>1 && $2=="00000000" {print "default-route " $1}' /proc/net/route`,
+		`echo "ifaces=$(ls /sys/class/net | tr '\n' ' ')"`,
+		`for h in egress cred-proxy supervise; do getent hosts $h >/dev/null && echo "resolves $h"; done`,
+		`touch /etc/claude-bottle/current-config/x 2>/dev/null && echo config-writable || echo config-readonly`,
+		`echo "greeting=$GREETING forwarded=$FORWARDED_SECRET"`,
+		`echo "base=$ANTHROPIC_BASE_URL key=$ANTHROPIC_API_KEY proxy=$HTTPS_PROXY"`,
+		`grep -rl "` + fakeKey + `" /proc/*/environ /etc /home /tmp /workspace 2>/dev/null | head -3 | sed 's/^/token-found /'`,
+		`cat /etc/claude-bottle/current-config/allowlist.txt | grep -c allowed.test | sed 's/^/allowlist-lines /'`,
+		`exit 7`,
+	}, "\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r := e.Run(ctx, "run", "claude", "--", "sh", "-c", script)
+	t.Log(r)
+	if r.Code != 7 {
+		t.Fatalf("exit code %d, want the agent's 7", r.Code)
+	}
+	out := r.Stdout
+	for _, want := range []string{
+		"uid=1000", "CapEff:\t0000000000000000", "NoNewPrivs:\t1", "ifaces=eth0 lo",
+		"resolves egress", "resolves cred-proxy", "resolves supervise", "config-readonly",
+		"greeting=hello forwarded=forwarded-value-42",
+		"base=http://cred-proxy:8080/anthropic key=" + plan.Placeholder + " proxy=http://egress:3128",
+		"allowlist-lines 1",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("agent output lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"default-route", "token-found", "config-writable"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("agent output has %q", bad)
+		}
+	}
+	e2etest.AssertGone(t, c, e.State, inst)
+}
+
+// Stage files are 0600/0400 while the bottle runs, and literal env is in
+// the env file but forwarded values are in no file.
+func TestStageFilesWhileRunning(t *testing.T) {
+	c := e2etest.Engine(t)
+	e, inst := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := e.Command(ctx, "run", "claude", "--", "sh", "-c", "echo ready; read x; echo done")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, stdout, "ready")
+	dir := filepath.Join(e.State, "instances", inst)
+	var files int
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		files++
+		mode := info.Mode().Perm()
+		if strings.HasPrefix(rel, "current-config/") {
+			if mode != 0o644 {
+				t.Errorf("%s mode %v, want 0644 (agent-readable, no secrets)", rel, mode)
+			}
+			return nil
+		}
+		if mode&0o077 != 0 {
+			t.Errorf("%s mode %v: readable by others", rel, mode)
+		}
+		b, _ := os.ReadFile(p)
+		if strings.Contains(string(b), "forwarded-value-42") {
+			t.Errorf("forwarded value written to %s", rel)
+		}
+		if strings.Contains(string(b), fakeKey) && !strings.HasPrefix(rel, "cred-proxy/tokens/") && rel != "egress/secrets.json" {
+			t.Errorf("token written to %s", rel)
+		}
+		return nil
+	})
+	if files < 5 {
+		t.Errorf("only %d stage files", files)
+	}
+	env, _ := os.ReadFile(filepath.Join(dir, "agent.env"))
+	if !strings.Contains(string(env), "GREETING=hello") {
+		t.Errorf("agent.env: %q", env)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "cred-proxy", "tokens", "anthropic")); err != nil || st.Mode().Perm() != 0o400 {
+		t.Errorf("token file: %v %v", st, err)
+	}
+	fmt.Fprintln(stdin, "go")
+	stdin.Close()
+	io.Copy(io.Discard, stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	e2etest.AssertGone(t, c, e.State, inst)
+}
+
+func TestClaudeCodeRuns(t *testing.T) {
+	c := e2etest.Engine(t)
+	e, inst := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r := e.Run(ctx, "run", "claude", "--", "claude", "--version")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "2.1.332") {
+		t.Fatalf("claude --version: %s", r)
+	}
+	e2etest.AssertGone(t, c, e.State, inst)
+}
+
+// SIGINT while the sidecars start: everything is removed and the exit
+// code says it was interrupted.
+func TestInterruptDuringStart(t *testing.T) {
+	c := e2etest.Engine(t)
+	e, inst := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := e.Command(ctx, "run", "claude", "--", "sleep", "300")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt as soon as the first sidecar container exists.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		cs, err := c.ListContainers(ctx, map[string]string{plan.LabelInstance: inst}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no container appeared")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	code := cmd.ProcessState.ExitCode()
+	if code == 0 {
+		t.Fatalf("exit 0 after SIGINT (%v); stderr: %s", err, stderr.String())
+	}
+	t.Logf("exit %d: %s", code, stderr.String())
+	e2etest.AssertGone(t, c, e.State, inst)
+}
+
+// A sidecar that fails its readiness check fails the run, and nothing remains.
+func TestReadinessFailure(t *testing.T) {
+	c := e2etest.Engine(t)
+	e, inst := newEnv(t)
+	e.Vars["CLAUDE_BOTTLE_READY_TIMEOUT"] = "1ns"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r := e.Run(ctx, "run", "claude", "--", "true")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "not ready") {
+		t.Fatalf("want a readiness error: %s", r)
+	}
+	e2etest.AssertGone(t, c, e.State, inst)
+}
+
+// A killed run leaves an orphan that plan reports and cleanup removes.
+func TestKilledRunThenCleanup(t *testing.T) {
+	c := e2etest.Engine(t)
+	e, inst := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := e.Command(ctx, "run", "claude", "--", "sh", "-c", "echo ready; sleep 300")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, stdout, "ready")
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	r := e.Run(ctx, "plan", "claude")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "cleanup") {
+		t.Errorf("plan after a killed run should name the orphan and point at cleanup: %s", r)
+	}
+	r = e.Run(ctx, "ps")
+	if !strings.Contains(r.Stdout, inst) || !strings.Contains(r.Stdout, "orphaned") {
+		t.Errorf("ps: %s", r)
+	}
+	r = e.Run(ctx, "cleanup", "--dry-run")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "would remove container "+inst) {
+		t.Errorf("cleanup --dry-run: %s", r)
+	}
+	r = e.Run(ctx, "cleanup")
+	if r.Code != 0 {
+		t.Fatalf("cleanup: %s", r)
+	}
+	e2etest.AssertGone(t, c, e.State, inst)
+}
+
+// Five concurrent runs of one agent get five distinct instances.
+func TestConcurrentRuns(t *testing.T) {
+	c := e2etest.Engine(t)
+	e2etest.Images(t)
+	e := e2etest.NewEnv(t, manifest)
+	e.Vars["E2E_API_KEY"] = fakeKey
+	// Unpinned: the names come from the free-name search.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	results := make([]e2etest.Result, 5)
+	for i := range results {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i] = e.Run(ctx, "run", "claude", "--", "sh", "-c", "cat /etc/hostname >/dev/null; echo instance-ok; sleep 2")
+		}(i)
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.Code != 0 || !strings.Contains(r.Stdout, "instance-ok") {
+			t.Errorf("run %d: %s", i, r)
+		}
+	}
+	// Each instance wrote its own log directory (they outlive the bottles).
+	logs, _ := os.ReadDir(filepath.Join(e.State, "logs"))
+	if len(logs) != 5 {
+		var names []string
+		for _, l := range logs {
+			names = append(names, l.Name())
+		}
+		t.Errorf("want 5 distinct instances, got %d: %v", len(logs), names)
+	}
+	for _, l := range logs {
+		e2etest.AssertGone(t, c, e.State, l.Name())
+	}
+}
+
+func waitLine(t *testing.T, r io.Reader, want string) {
+	t.Helper()
+	done := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), want) {
+				done <- true
+				return
+			}
+		}
+		done <- false
+	}()
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Fatalf("output ended before %q", want)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("no %q within 3 minutes", want)
+	}
+}

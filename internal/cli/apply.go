@@ -1,0 +1,16 @@
+package cli
+
+import (
+	"github.com/claude-bottle/claude-bottle/internal/launch"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
+	"github.com/claude-bottle/claude-bottle/internal/supervise"
+)
+
+// applier makes approvals real on running bottles (launch.Applier).
+func applier(g *globals) supervise.Applier {
+	state, err := stage.StateDir(g.getenv)
+	if err != nil {
+		state = ""
+	}
+	return &launch.Applier{State: state, Getenv: g.getenv}
+}

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/images"
+)
+
+func newImagesCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "images",
+		Short: "Build and list claude-bottle's own images",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newImagesBuildCmd(g), newImagesLsCmd(g))
+	return cmd
+}
+
+func newImagesBuildCmd(g *globals) *cobra.Command {
+	var agentOnly bool
+	var caCerts string
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Build the agent, sidecar and git-gate images (each only if its inputs changed)",
+		Long: `Build the agent, sidecar and git-gate images. An image is rebuilt only when
+its inputs (Dockerfile, the claude-bottle binary, extra CA certificates) changed;
+builds from concurrent runs on one host are serialized.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if caCerts == "" {
+				caCerts = g.getenv("CLAUDE_BOTTLE_EXTRA_CA")
+			}
+			// Build output is for a person watching; logs and pipes stay quiet.
+			var progress io.Writer
+			if isTerminal(g.stderr) {
+				progress = g.stderr
+			}
+			c, err := docker.New(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			need := images.Need{Agent: true, Sidecar: !agentOnly, GitGate: !agentOnly}
+			set, err := images.Ensure(ctx, c, g.log, images.Options{ExtraCA: caCerts, Progress: progress}, need)
+			if err != nil {
+				return fmt.Errorf("images: %w", err)
+			}
+			for _, tag := range []string{set.Agent, set.Sidecar, set.GitGate} {
+				if tag != "" {
+					fmt.Fprintln(g.stdout, tag)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&agentOnly, "agent-only", false, "build only the agent image")
+	cmd.Flags().StringVar(&caCerts, "ca-certs", "", "PEM bundle of extra CA certificates for the builds (default $CLAUDE_BOTTLE_EXTRA_CA)")
+	return cmd
+}
+
+func newImagesLsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls",
+		Short: "List claude-bottle's images with their input hash",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := docker.New(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			imgs, err := c.ListImages(ctx, map[string]string{images.KindLabel: ""})
+			if err != nil {
+				return fmt.Errorf("images: %w", err)
+			}
+			type row struct{ name, kind, hash, created, id string }
+			var rows []row
+			for _, img := range imgs {
+				tags := img.Tags
+				if len(tags) == 0 {
+					tags = []string{"<none>"}
+				}
+				for _, tag := range tags {
+					rows = append(rows, row{
+						name:    tag,
+						kind:    img.Labels[images.KindLabel],
+						hash:    shortDigest(img.Labels[images.HashLabel]),
+						created: img.Created.Local().Format(time.DateTime),
+						id:      shortDigest(strings.TrimPrefix(img.ID, "sha256:")),
+					})
+				}
+			}
+			slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.name, b.name) })
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "IMAGE\tKIND\tINPUT HASH\tCREATED\tID")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.name, r.kind, r.hash, r.created, r.id)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// shortDigest abbreviates a hex digest as docker does; "" shows as "-".
+func shortDigest(s string) string {
+	switch {
+	case s == "":
+		return "-"
+	case len(s) > 12:
+		return s[:12]
+	}
+	return s
+}

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/images"
+)
+
+// needEngine skips on a developer machine without a Docker engine and fails
+// in CI, where an engine is part of the setup.
+func needEngine(t *testing.T) *docker.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := docker.New(ctx)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("docker engine required in CI: %v", err)
+		}
+		t.Skipf("no docker engine (%v); start one with: (setsid dockerd >/var/log/dockerd.log 2>&1 &)", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// labelledImage builds a tiny image that `images ls` must list.
+func labelledImage(t *testing.T, c *docker.Client) string {
+	t.Helper()
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	tag := "cbtest-" + hex.EncodeToString(b) + "-ls:test"
+	var ctx bytes.Buffer
+	tw := tar.NewWriter(&ctx)
+	df := "FROM debian:bookworm-slim\n"
+	if err := tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(df))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write([]byte(df)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err := c.BuildImage(context.Background(), docker.BuildSpec{
+		Tag: tag, Context: &ctx,
+		Labels: map[string]string{images.KindLabel: "cbtest", images.HashLabel: "0123456789abcdef"},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.RemoveImage(context.Background(), tag); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return tag
+}
+
+func TestImagesCmd(t *testing.T) {
+	tag := labelledImage(t, needEngine(t))
+	bad := filepath.Join(t.TempDir(), "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+		wantRow    []string // a row's first columns
+	}{
+		{name: "ls", args: []string{"images", "ls"}, wantStdout: "IMAGE", wantRow: []string{tag, "cbtest", "0123456789ab"}},
+		{name: "bad CA flag", args: []string{"images", "build", "--agent-only", "--ca-certs", bad}, wantCode: 1, wantStderr: "no PEM CERTIFICATE block found"},
+		{name: "bad CA from env", args: []string{"images", "build", "--agent-only"}, env: map[string]string{"CLAUDE_BOTTLE_EXTRA_CA": bad}, wantCode: 1, wantStderr: bad},
+		{name: "extra args", args: []string{"images", "ls", "x"}, wantCode: 1, wantStderr: "unknown command"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr bytes.Buffer
+			code := Run(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)
+			if code != tc.wantCode || !strings.Contains(stdout.String(), tc.wantStdout) || !strings.Contains(stderr.String(), tc.wantStderr) {
+				t.Errorf("code %d stdout %q stderr %q; want %d, %q, %q", code, stdout.String(), stderr.String(), tc.wantCode, tc.wantStdout, tc.wantStderr)
+			}
+			if tc.wantRow != nil && !slices.ContainsFunc(strings.Split(stdout.String(), "\n"), func(l string) bool {
+				f := strings.Fields(l)
+				return len(f) >= len(tc.wantRow) && slices.Equal(f[:len(tc.wantRow)], tc.wantRow)
+			}) {
+				t.Errorf("no row %v in:\n%s", tc.wantRow, stdout.String())
+			}
+		})
+	}
+}

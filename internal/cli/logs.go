@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/claude-bottle/claude-bottle/internal/stage"
+)
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs [INSTANCE]",
+		Short: "Show a bottle's decision log (JSONL from every sidecar); -f follows",
+		Long: `Show the decision log of a bottle: one JSON line per decision from each sidecar
+(egress, cred-proxy, git-gate, supervise) and from the host (supervise decisions). The
+log outlives the bottle. Without INSTANCE, the most recently written log is shown.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			state, err := stage.StateDir(g.getenv)
+			if err != nil {
+				return err
+			}
+			var inst string
+			if len(args) == 1 {
+				inst = args[0]
+			} else if inst, err = newestLog(state); err != nil {
+				return err
+			}
+			dir := stage.LogDir(state, inst)
+			if _, err := os.Stat(dir); err != nil {
+				return fmt.Errorf("no log for %q under %s", inst, filepath.Join(state, "logs"))
+			}
+			return showLogs(cmd.Context(), g.stdout, dir, follow)
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until interrupted")
+	return cmd
+}
+
+func newestLog(state string) (string, error) {
+	ents, err := os.ReadDir(filepath.Join(state, "logs"))
+	if err != nil || len(ents) == 0 {
+		return "", errors.New("no bottle has written a log yet")
+	}
+	var best string
+	var bt time.Time
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.ModTime().After(bt) {
+			best, bt = e.Name(), info.ModTime()
+		}
+	}
+	return best, nil
+}
+
+// showLogs prints every *.jsonl in dir, then with follow keeps printing
+// what is appended (each file tailed by offset, polled).
+func showLogs(ctx context.Context, w io.Writer, dir string, follow bool) error {
+	offsets := map[string]int64{}
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+		sort.Strings(files)
+		for _, f := range files {
+			n, err := copyFrom(w, f, offsets[f])
+			if err != nil {
+				return err
+			}
+			offsets[f] = n
+		}
+		if !follow {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func copyFrom(w io.Writer, path string, off int64) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return off, nil
+	}
+	defer f.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return off, err
+	}
+	r := bufio.NewReader(f)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil { // a partial last line is printed once it is whole
+			return off, nil
+		}
+		if _, werr := w.Write(line); werr != nil {
+			return off, werr
+		}
+		off += int64(len(line))
+	}
+}

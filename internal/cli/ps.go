@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/launch"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
+)
+
+func newPsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ps",
+		Short: "List bottles: agent, instance, sidecars, age, runtime",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := docker.New(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			rs, err := launch.List(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			if len(rs) == 0 {
+				fmt.Fprintln(g.stdout, "no bottles")
+				return nil
+			}
+			w := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "INSTANCE\tAGENT\tSIDECARS\tAGE\tRUNTIME\tSTATE")
+			for _, r := range rs {
+				st := "running"
+				if !r.Live {
+					st = "orphaned (run claude-bottle cleanup)"
+				}
+				rt := r.Runtime
+				if rt == "" {
+					rt = "-"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Instance, r.Agent, strings.Join(r.Sidecars, ","),
+					time.Since(r.Created).Round(time.Second), rt, st)
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func newCleanupCmd(g *globals) *cobra.Command {
+	var dry bool
+	cmd := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Remove containers, networks and stage files that belong to no live bottle",
+		Long: `Remove what a launcher that is no longer running left behind (after kill -9, a
+crash or a reboot): containers and networks found by their claude-bottle labels whose
+owner process is gone, and their stage directories. Running bottles are not touched.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := docker.New(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			state, err := stage.StateDir(g.getenv)
+			if err != nil {
+				return err
+			}
+			orphans, err := launch.Orphans(ctx, c)
+			if err != nil {
+				return err
+			}
+			instances := map[string]bool{}
+			for _, o := range orphans {
+				instances[o.Instance] = true
+				verb := "removing"
+				if dry {
+					verb = "would remove"
+				}
+				fmt.Fprintf(g.stdout, "%s %s %s (instance %s)\n", verb, o.Kind, o.Name, o.Instance)
+			}
+			// Stage directories with no resource left belong to nobody either.
+			live, err := launch.List(ctx, c)
+			if err != nil {
+				return err
+			}
+			running := map[string]bool{}
+			for _, r := range live {
+				if r.Live {
+					running[r.Instance] = true
+				}
+			}
+			names, _ := stage.Instances(state)
+			for _, n := range names {
+				if !running[n] && !instances[n] {
+					instances[n] = true
+					verb := "removing"
+					if dry {
+						verb = "would remove"
+					}
+					fmt.Fprintf(g.stdout, "%s stage directory of %s\n", verb, n)
+				}
+			}
+			if len(instances) == 0 {
+				fmt.Fprintln(g.stdout, "nothing to clean up")
+				return nil
+			}
+			if dry {
+				return nil
+			}
+			l := &launch.Launcher{Docker: c, Log: g.log, State: state, Getenv: g.getenv}
+			var failed []string
+			for inst := range instances {
+				if err := l.Down(ctx, inst); err != nil {
+					failed = append(failed, fmt.Sprintf("%s: %v", inst, err))
+				}
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("cleanup incomplete: %s", strings.Join(failed, "; "))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "list what would be removed, remove nothing")
+	return cmd
+}

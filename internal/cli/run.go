@@ -1,0 +1,316 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/images"
+	"github.com/claude-bottle/claude-bottle/internal/launch"
+	"github.com/claude-bottle/claude-bottle/internal/manifest"
+	"github.com/claude-bottle/claude-bottle/internal/plan"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
+)
+
+func newRunCmd(g *globals) *cobra.Command {
+	var cwd bool
+	var caCerts string
+	cmd := &cobra.Command{
+		Use:   "run [AGENT] [-- CMD ARGS...]",
+		Short: "Run an agent in a new bottle; everything is removed when it exits",
+		Long: `Run an agent in a new bottle. Builds or reuses the images, creates the bottle's
+networks and sidecars, waits for each to be ready, then attaches the agent. On the
+agent's exit, on Ctrl-C or on any failure, every container, network and stage file of
+the bottle is removed. The agent's exit code is run's exit code.
+
+With -- CMD ARGS, the agent container runs that command instead of the agent's own.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var name string
+			var command []string
+			dash := cmd.ArgsLenAtDash()
+			switch {
+			case dash == 0:
+				command = args
+			case dash > 0:
+				if dash > 1 {
+					return errors.New("run takes one AGENT before --")
+				}
+				name, command = args[0], args[1:]
+			default:
+				if len(args) > 1 {
+					return errors.New("run takes one AGENT; to run a command in the bottle, put it after --")
+				}
+				if len(args) == 1 {
+					name = args[0]
+				}
+			}
+			if dash >= 0 && len(command) == 0 {
+				return errors.New("nothing after --: give a command, or drop the --")
+			}
+			return runBottle(cmd.Context(), g, name, command, cwd, caCerts)
+		},
+	}
+	cmd.Flags().BoolVar(&cwd, "cwd", false, "copy the working directory into a derived image (honours .claude-bottle-ignore or .dockerignore)")
+	cmd.Flags().StringVar(&caCerts, "ca-certs", "", "PEM bundle of extra CA certificates for image builds (default $CLAUDE_BOTTLE_EXTRA_CA, else the manifest's images.ca_certs)")
+	return cmd
+}
+
+// loadManifest finds and loads the manifest strictly, before any engine call.
+func loadManifest(g *globals) (*manifest.Manifest, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	return manifest.Find(wd, g.manifest)
+}
+
+// pickAgent returns the named agent, or the only one, or "claude".
+func pickAgent(m *manifest.Manifest, name string) (string, error) {
+	if name != "" {
+		if _, ok := m.Agents[name]; !ok {
+			return "", fmt.Errorf("%w %q: the manifest defines %s", plan.ErrUnknownAgent, name, agentNames(m))
+		}
+		return name, nil
+	}
+	if len(m.Agents) == 1 {
+		for n := range m.Agents {
+			return n, nil
+		}
+	}
+	if _, ok := m.Agents["claude"]; ok {
+		return "claude", nil
+	}
+	return "", fmt.Errorf("the manifest defines several agents (%s): name one", agentNames(m))
+}
+
+func agentNames(m *manifest.Manifest) string {
+	var ns []string
+	for n := range m.Agents {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	out := ""
+	for i, n := range ns {
+		if i > 0 {
+			out += ", "
+		}
+		out += n
+	}
+	return out
+}
+
+// extraCA picks the extra CA bundle for image builds: flag, env, manifest.
+func extraCA(g *globals, m *manifest.Manifest, flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if v := g.getenv("CLAUDE_BOTTLE_EXTRA_CA"); v != "" {
+		return v
+	}
+	return m.Images.CACerts
+}
+
+// phases prints how long each launch phase took, for the benchmark, when
+// CLAUDE_BOTTLE_TIMINGS=1.
+type phases struct {
+	w     io.Writer
+	start time.Time
+	last  time.Time
+}
+
+func (p *phases) mark(name string) {
+	if p.w == nil {
+		return
+	}
+	now := time.Now()
+	fmt.Fprintf(p.w, "claude-bottle: timing %s %.0f ms\n", name, float64(now.Sub(p.last).Microseconds())/1000)
+	p.last = now
+}
+
+func runBottle(ctx context.Context, g *globals, name string, command []string, cwd bool, caFlag string) error {
+	t := &phases{start: time.Now(), last: time.Now()}
+	if g.getenv("CLAUDE_BOTTLE_TIMINGS") == "1" {
+		t.w = g.stderr
+	}
+	m, err := loadManifest(g)
+	if err != nil {
+		return err
+	}
+	agent, err := pickAgent(m, name)
+	if err != nil {
+		return err
+	}
+	state, err := stage.StateDir(g.getenv)
+	if err != nil {
+		return err
+	}
+	tty := isTerminal(g.stdin) && isTerminal(g.stdout)
+	var progress io.Writer
+	if isTerminal(g.stderr) {
+		progress = g.stderr
+	}
+	c, err := docker.New(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	bottle := m.Bottles[m.Agents[agent].Bottle]
+	need := images.Need{Sidecar: true, GitGate: len(bottle.Git.Repos) > 0, Agent: g.getenv("CLAUDE_BOTTLE_IMAGE") == ""}
+	set, err := images.Ensure(ctx, c, g.log, images.Options{
+		ExtraCA: extraCA(g, m, caFlag), Progress: progress, AgentDockerfile: approvedDockerfile(state, agent),
+	}, need)
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	t.mark("images")
+	host := hostFacts(ctx, g, c, state, set.Sidecar, agent)
+	wd, _ := os.Getwd()
+	opts := plan.Options{Agent: agent, Command: command, TTY: tty}
+	if cwd {
+		opts.Cwd = wd
+	}
+
+	// Observing and claiming a name happen under a host-wide lock, so
+	// concurrent runs of one agent get distinct instances.
+	unlock, err := lockFile(ctx, filepath.Join(state, "launch.lock"))
+	if err != nil {
+		return err
+	}
+	obs, err := launch.Observe(ctx, c, bottle.Egress.Networks)
+	if err != nil {
+		unlock()
+		return err
+	}
+	p, err := plan.Build(m, opts, obs, host)
+	if err != nil {
+		unlock()
+		return err
+	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(g.stderr, "claude-bottle: %s\n", n)
+	}
+	t.mark("plan")
+	if p.Spec.DerivedImage != "" {
+		unlock()
+		unlock = func() {}
+		if err := images.BuildWorkspace(ctx, c, g.log, p.Spec.Image, p.Spec.DerivedImage, wd, progress); err != nil {
+			return fmt.Errorf("--cwd: %w", err)
+		}
+		t.mark("workspace")
+	}
+
+	l := &launch.Launcher{Docker: c, Log: g.log, State: state, Progress: progress, Getenv: g.getenv}
+	if v := g.getenv("CLAUDE_BOTTLE_READY_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			unlock()
+			return fmt.Errorf("CLAUDE_BOTTLE_READY_TIMEOUT=%q: %v (use a duration such as 90s)", v, err)
+		}
+		l.ReadyTimeout = d
+	}
+	if progress != nil {
+		fmt.Fprintf(progress, "claude-bottle: starting %s\n", p.Instance)
+	}
+	b, err := l.Up(ctx, p, m.Path, unlock)
+	unlock()
+	if err != nil {
+		if ctx.Err() != nil {
+			return &exitError{code: 130, err: fmt.Errorf("interrupted while starting %s; everything it created was removed", p.Instance)}
+		}
+		return fmt.Errorf("start %s: %w", p.Instance, err)
+	}
+	t.mark("start")
+	defer func() {
+		if err := l.Down(context.WithoutCancel(ctx), p.Instance); err != nil {
+			fmt.Fprintf(g.stderr, "claude-bottle: teardown of %s: %v\n", p.Instance, err)
+		}
+		t.mark("teardown")
+	}()
+	for _, n := range b.Missing {
+		fmt.Fprintf(g.stderr, "claude-bottle: %s is to be forwarded but is not set on the host; the agent will not have it\n", n)
+	}
+
+	streams := docker.Streams{Stdin: g.stdin, Stdout: g.stdout, Stderr: g.stderr, TTY: tty}
+	var restore func()
+	if tty {
+		restore, err = rawTerminal(ctx, g, c, b.AgentID)
+		if err != nil {
+			return err
+		}
+	}
+	code, err := l.Run(ctx, b, streams)
+	if restore != nil {
+		restore()
+	}
+	t.mark("agent")
+	if err != nil {
+		if ctx.Err() != nil {
+			return &exitError{code: 130, err: fmt.Errorf("interrupted; %s is being removed", p.Instance)}
+		}
+		return fmt.Errorf("agent: %w", err)
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// rawTerminal puts the host terminal in raw mode and keeps the agent's TTY
+// size in step with it. The returned func restores the terminal.
+func rawTerminal(ctx context.Context, g *globals, c *docker.Client, id string) (func(), error) {
+	in := g.stdin.(*os.File)
+	out := g.stdout.(*os.File)
+	old, err := term.MakeRaw(int(in.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("terminal raw mode: %w", err)
+	}
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	done := make(chan struct{})
+	resize := func() {
+		if w, h, err := term.GetSize(int(out.Fd())); err == nil {
+			_ = c.ResizeTTY(ctx, id, uint(h), uint(w))
+		}
+	}
+	go func() {
+		// The container starts right after attach; size it as soon as it runs.
+		for i := 0; i < 20; i++ {
+			resize()
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		for {
+			select {
+			case <-winch:
+				resize()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(winch)
+		close(done)
+		_ = term.Restore(int(in.Fd()), old)
+	}, nil
+}

@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/claude-bottle/claude-bottle/internal/credproxy"
+	"github.com/claude-bottle/claude-bottle/internal/egress"
+	"github.com/claude-bottle/claude-bottle/internal/gitgate"
+	"github.com/claude-bottle/claude-bottle/internal/supervise"
+)
+
+// newSidecarCmd is the hidden entry point of every sidecar container: the
+// sidecar images carry this same binary (docs/sidecar-contract.md).
+func newSidecarCmd(g *globals) *cobra.Command {
+	var configDir, logDir, instance string
+	cmd := &cobra.Command{
+		Use:    "sidecar",
+		Short:  "Run a sidecar (used inside the bottle's containers)",
+		Hidden: true,
+	}
+	flags := func(c *cobra.Command) *cobra.Command {
+		c.Flags().StringVar(&configDir, "config", "", "read-only config directory")
+		c.Flags().StringVar(&logDir, "log", "/var/log/claude-bottle", "decision log directory")
+		c.Flags().StringVar(&instance, "instance", "", "instance name, stamped on every log line")
+		c.Args = cobra.NoArgs
+		return c
+	}
+	logger := func(name string) *slog.Logger {
+		return slog.New(slog.NewTextHandler(g.stderr, nil)).With("sidecar", name)
+	}
+	cmd.AddCommand(
+		flags(&cobra.Command{Use: "egress", RunE: func(c *cobra.Command, _ []string) error {
+			return egress.Run(c.Context(), logger("egress"), egress.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance})
+		}}),
+		flags(&cobra.Command{Use: "cred-proxy", RunE: func(c *cobra.Command, _ []string) error {
+			return credproxy.Run(c.Context(), logger("cred-proxy"), credproxy.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance})
+		}}),
+		flags(&cobra.Command{Use: "git-gate", RunE: func(c *cobra.Command, _ []string) error {
+			return gitgate.Run(c.Context(), logger("git-gate"), gitgate.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance})
+		}}),
+		flags(&cobra.Command{Use: "supervise", RunE: func(c *cobra.Command, _ []string) error {
+			return supervise.Run(c.Context(), logger("supervise"), supervise.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance})
+		}}),
+		&cobra.Command{Use: "git-gate-hook", Args: cobra.ArbitraryArgs, RunE: func(c *cobra.Command, args []string) error {
+			if code := gitgate.HookMain(c.Context(), g.stdin, g.stderr, os.Environ()); code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		}},
+		&cobra.Command{Use: "health URL", Args: cobra.ExactArgs(1), RunE: func(c *cobra.Command, args []string) error {
+			return health(c.Context(), args[0])
+		}},
+		&cobra.Command{Use: "connect HOST PORT", Args: cobra.ExactArgs(2), RunE: func(c *cobra.Command, args []string) error {
+			return connect(c.Context(), g.stdin, g.stdout, args[0], args[1], g.getenv)
+		}},
+	)
+	return cmd
+}
+
+// health exits 0 when url answers 200: the readiness check, run by exec in
+// images that have no shell or curl.
+func health(ctx context.Context, u string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", u, resp.Status)
+	}
+	return nil
+}
+
+// connect tunnels stdio to HOST:PORT through the egress proxy with CONNECT:
+// git-gate's ssh ProxyCommand, so SSH upstreams pass the same door.
+func connect(ctx context.Context, stdin io.Reader, stdout io.Writer, host, port string, getenv func(string) string) error {
+	p := getenv("HTTPS_PROXY")
+	if p == "" {
+		p = getenv("https_proxy")
+	}
+	if p == "" {
+		return errors.New("HTTPS_PROXY is not set: nothing to tunnel through")
+	}
+	pu, err := url.Parse(p)
+	if err != nil {
+		return fmt.Errorf("HTTPS_PROXY: %w", err)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", pu.Host)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	target := net.JoinHostPort(host, port)
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+		return fmt.Errorf("egress refused %s: %s: %s", target, resp.Status, body)
+	}
+	errc := make(chan error, 2)
+	go func() {
+		_, err := io.Copy(conn, stdin)
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+		errc <- err
+	}()
+	go func() {
+		_, err := io.Copy(stdout, br)
+		errc <- err
+	}()
+	return <-errc
+}

@@ -1,0 +1,84 @@
+package egress
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+const secret = "s3cr3tT0kenValue42"
+
+// encodings are the forms a secret may take in a URL, header or host.
+var encodings = []struct {
+	name string
+	enc  func(string) string
+}{
+	{"raw", func(s string) string { return s }},
+	{"base64 std", func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }},
+	{"base64 std raw", func(s string) string { return base64.RawStdEncoding.EncodeToString([]byte(s)) }},
+	{"base64 url", func(s string) string { return base64.URLEncoding.EncodeToString([]byte(s)) }},
+	{"base64 url raw", func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }},
+	{"base64 basic auth", func(s string) string { return base64.StdEncoding.EncodeToString([]byte("user:" + s)) }},
+	{"base64 offset 1", func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte("x" + s + "y")) }},
+	{"percent lower", func(s string) string { return percentAll(s, "%02x") }},
+	{"percent upper", func(s string) string { return percentAll(s, "%02X") }},
+	{"percent twice", func(s string) string { return url.QueryEscape(percentAll(s, "%02X")) }},
+	{"hex lower", func(s string) string { return hex.EncodeToString([]byte(s)) }},
+	{"case changed", strings.ToUpper},
+	{"hex upper", func(s string) string { return strings.ToUpper(hex.EncodeToString([]byte(s))) }},
+}
+
+func percentAll(s, format string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		b.WriteString("%")
+		b.WriteString(hexByte(s[i], format))
+	}
+	return b.String()
+}
+
+func hexByte(c byte, format string) string {
+	h := hex.EncodeToString([]byte{c})
+	if format == "%02X" {
+		return strings.ToUpper(h)
+	}
+	return h
+}
+
+func TestCanaryFind(t *testing.T) {
+	c := newCanary([]string{secret, "short"})
+	for _, e := range encodings {
+		s := "prefix-" + e.enc(secret) + "-suffix"
+		if _, ok := c.find(s); !ok {
+			t.Errorf("%s: %q not found", e.name, s)
+		}
+	}
+	for _, s := range []string{"", "short", "nothing to see", secret[:len(secret)-1]} {
+		if enc, ok := c.find(s); ok {
+			t.Errorf("%q: false positive (%s)", s, enc)
+		}
+	}
+}
+
+func TestCanaryFindHost(t *testing.T) {
+	c := newCanary([]string{secret})
+	for _, h := range []string{
+		strings.ToLower(secret) + ".evil.test:443",
+		strings.ToUpper(secret) + ".evil.test",
+		"s3cr3tT0k.enValue42.evil.test",
+		hex.EncodeToString([]byte(secret)) + ".evil.test",
+	} {
+		if _, ok := c.findHost(h); !ok {
+			t.Errorf("%q not found", h)
+		}
+	}
+	if _, ok := c.findHost("api.example.com:443"); ok {
+		t.Error("false positive")
+	}
+	var none *canary
+	if _, ok := none.findHost(secret); ok {
+		t.Error("nil canary found something")
+	}
+}

@@ -1,0 +1,214 @@
+package launch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/claude-bottle/claude-bottle/internal/credproxy"
+	"github.com/claude-bottle/claude-bottle/internal/egress"
+	"github.com/claude-bottle/claude-bottle/internal/plan"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
+	"github.com/claude-bottle/claude-bottle/internal/supervise"
+)
+
+// Applier makes an approved supervise request real on a running bottle by
+// rewriting its stage files, which the sidecars reload live: an egress rule
+// (egress/policy.json), a credential route (cred-proxy/routes.json and a
+// token file), or a Dockerfile kept for the agent's next launch.
+type Applier struct {
+	State  string
+	Getenv func(string) string
+}
+
+// Apply implements supervise.Applier.
+func (a *Applier) Apply(ctx context.Context, instance string, req supervise.Request, opts supervise.ApplyOptions) error {
+	dir := stage.InstanceDir(a.State, instance)
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("instance %s has no stage directory (has it exited?)", instance)
+	}
+	if opts.Persist && req.Kind != supervise.KindDockerfile {
+		// Refused before anything changes, rather than approving live and
+		// silently not persisting.
+		return errors.New("--persist is not supported yet for egress and route requests: approve without it and add the change to the manifest by hand")
+	}
+	switch req.Kind {
+	case supervise.KindEgress:
+		if req.Egress == nil {
+			return errors.New("egress request without a host")
+		}
+		return a.addRules(dir, egress.Rule{Host: req.Egress.Host, Port: req.Egress.Port, Source: "supervise " + req.ID})
+	case supervise.KindRoute:
+		return a.addRoute(ctx, dir, req, opts)
+	case supervise.KindDockerfile:
+		if req.Dockerfile == nil {
+			return errors.New("dockerfile request without content")
+		}
+		var meta Meta
+		if err := readJSON(filepath.Join(dir, stage.Meta), &meta); err != nil {
+			return err
+		}
+		ad := stage.AgentDir(a.State, meta.Agent)
+		if err := os.MkdirAll(ad, 0o700); err != nil {
+			return err
+		}
+		// Kept for the next launch of this agent, which rebuilds its image.
+		return stage.WriteFile(filepath.Join(ad, "Dockerfile"), []byte(req.Dockerfile.Content), 0o600)
+	}
+	return fmt.Errorf("unknown request kind %q", req.Kind)
+}
+
+// addRules appends rules to the live policy and the agent's view of it.
+func (a *Applier) addRules(dir string, rules ...egress.Rule) error {
+	var pol egress.Policy
+	path := filepath.Join(dir, stage.EgressPolicy)
+	if err := readJSON(path, &pol); err != nil {
+		return err
+	}
+	for _, r := range rules {
+		dup := false
+		for _, have := range pol.Rules {
+			if strings.EqualFold(have.Host, r.Host) && have.Port == r.Port {
+				dup = true
+			}
+		}
+		if !dup {
+			pol.Rules = append(pol.Rules, r)
+		}
+	}
+	if err := writeOwned(path, pol, 0o600); err != nil {
+		return err
+	}
+	return a.refreshCurrentConfig(dir, pol.Rules)
+}
+
+func (a *Applier) addRoute(ctx context.Context, dir string, req supervise.Request, opts supervise.ApplyOptions) error {
+	if req.Route == nil {
+		return errors.New("route request without a service")
+	}
+	if opts.Credential == nil {
+		return errors.New("approving a route needs a token source: --token-env NAME, --token-file FILE or --token-command CMD")
+	}
+	u, err := url.Parse(req.Route.Upstream)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("route upstream %q is not an https URL", req.Route.Upstream)
+	}
+	cred := *opts.Credential
+	if cred.Header == "" {
+		cred.Header = "Authorization"
+	}
+	if cred.Format == "" {
+		cred.Format = "Bearer {token}"
+	}
+	tok, err := ResolveCredential(ctx, cred, a.Getenv)
+	if err != nil {
+		return fmt.Errorf("token for route %s: %s: %v", req.Route.Service, describe(cred), err)
+	}
+	name := req.Route.Service
+	var cfg credproxy.Config
+	routesPath := filepath.Join(dir, stage.CredProxyRoutes)
+	if err := readJSON(routesPath, &cfg); err != nil {
+		return fmt.Errorf("this bottle has no cred-proxy (no routes at launch), so a route cannot be added live: %w", err)
+	}
+	for _, r := range cfg.Routes {
+		if r.Name == name || r.Path == "/"+name+"/" {
+			return fmt.Errorf("route %s already exists", name)
+		}
+	}
+	rel := "tokens/" + name
+	if err := writeOwnedRaw(filepath.Join(dir, stage.CredProxyDir, rel), []byte(tok), 0o400); err != nil {
+		return err
+	}
+	cfg.Routes = append(cfg.Routes, credproxy.Route{Name: name, Path: "/" + name + "/", Upstream: req.Route.Upstream,
+		Header: cred.Header, Format: cred.Format, TokenFile: rel})
+	var sec egress.Secrets
+	secPath := filepath.Join(dir, stage.EgressSecrets)
+	_ = readJSON(secPath, &sec)
+	sec.Values = append(sec.Values, tok)
+	if err := writeOwned(secPath, sec, 0o400); err != nil {
+		return err
+	}
+	if err := writeOwned(routesPath, cfg, 0o600); err != nil {
+		return err
+	}
+	port := 443
+	if p := u.Port(); p != "" {
+		port, _ = strconv.Atoi(p)
+	}
+	if err := a.addRules(dir, egress.Rule{Host: u.Hostname(), Port: port, Source: "route " + name}); err != nil {
+		return err
+	}
+	// The agent's view of its routes.
+	var spec plan.Spec
+	for _, r := range cfg.Routes {
+		spec.Routes = append(spec.Routes, plan.Route{Name: r.Name, Path: r.Path, Upstream: r.Upstream})
+	}
+	for _, f := range plan.CurrentConfig(&spec, "") {
+		if strings.HasSuffix(f.Path, "/routes.json") {
+			return writeOwnedRaw(filepath.Join(dir, f.Path), []byte(f.Content), 0o644)
+		}
+	}
+	return nil
+}
+
+func (a *Applier) refreshCurrentConfig(dir string, rules []egress.Rule) error {
+	for _, f := range plan.CurrentConfig(&plan.Spec{Allowlist: rules}, "") {
+		if strings.HasSuffix(f.Path, "/allowlist.txt") {
+			return writeOwnedRaw(filepath.Join(dir, f.Path), []byte(f.Content), 0o644)
+		}
+	}
+	return nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+func writeOwned(path string, v any, mode os.FileMode) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeOwnedRaw(path, append(b, '\n'), mode)
+}
+
+// writeOwnedRaw replaces a stage file atomically, keeping the owner of the
+// directory so the sidecar (a different uid when we are root) can read it.
+func writeOwnedRaw(path string, b []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	if err := stage.WriteFile(path, b, mode); err != nil {
+		return err
+	}
+	if os.Getuid() == 0 {
+		if st, err := os.Stat(filepath.Dir(path)); err == nil {
+			if sys, ok := statOwner(st); ok {
+				return os.Chown(path, sys, sys)
+			}
+		}
+	}
+	return nil
+}
+
+func statOwner(st os.FileInfo) (int, bool) {
+	s, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(s.Uid), true
+}

@@ -1,0 +1,97 @@
+package launch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/claude-bottle/claude-bottle/internal/manifest"
+)
+
+// errNoValue says a credential source is not set on this host.
+var errNoValue = errors.New("not set")
+
+// ResolveCredential reads a token from its host source: an environment
+// variable, a file, or a command's standard output. The value is never
+// logged or printed.
+func ResolveCredential(ctx context.Context, c manifest.Credential, getenv func(string) string) (string, error) {
+	var v string
+	switch {
+	case c.Env != "":
+		v = getenv(c.Env)
+	case c.File != "":
+		b, err := os.ReadFile(c.File)
+		if errors.Is(err, os.ErrNotExist) {
+			return "", errNoValue
+		}
+		if err != nil {
+			return "", fmt.Errorf("read token file %s: %w", c.File, err)
+		}
+		v = string(b)
+	case len(c.Command) > 0:
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, c.Command[0], c.Command[1:]...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			// stderr may say why (not logged in, say); it does not hold the token.
+			return "", fmt.Errorf("token command `%s` failed: %v: %s", strings.Join(c.Command, " "), err, firstLine(errb.String()))
+		}
+		v = out.String()
+	default:
+		return "", errors.New("credential names no source")
+	}
+	v = strings.TrimRight(v, "\r\n")
+	if v == "" {
+		return "", errNoValue
+	}
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return "", fmt.Errorf("token from %s holds a line break or NUL", describe(c))
+	}
+	return v, nil
+}
+
+// resolveFirst returns the first credential that yields a value.
+func resolveFirst(ctx context.Context, what string, creds []manifest.Credential, getenv func(string) string) (string, manifest.Credential, error) {
+	var tried []string
+	for _, c := range creds {
+		v, err := ResolveCredential(ctx, c, getenv)
+		if err == nil {
+			return v, c, nil
+		}
+		if !errors.Is(err, errNoValue) {
+			return "", c, fmt.Errorf("%s: %w", what, err)
+		}
+		tried = append(tried, describe(c))
+	}
+	return "", manifest.Credential{}, fmt.Errorf("%s has no token: set %s on the host", what, strings.Join(tried, " or "))
+}
+
+func describe(c manifest.Credential) string {
+	switch {
+	case c.Env != "":
+		return "$" + c.Env
+	case c.File != "":
+		return "the file " + c.File
+	case len(c.Command) > 0:
+		return "the output of `" + strings.Join(c.Command, " ") + "`"
+	}
+	return "a source"
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}

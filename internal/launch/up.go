@@ -1,0 +1,275 @@
+// Package launch executes a plan against the engine: it stages the host
+// files, creates the networks and sidecars, waits for each to be ready,
+// runs the agent, and tears everything down again.
+package launch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/plan"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
+)
+
+// Launcher runs plans on one engine.
+type Launcher struct {
+	Docker *docker.Client
+	Log    *slog.Logger
+	// State is the host state directory (stage.StateDir).
+	State string
+	// Progress receives one line per phase for a person; nil discards.
+	Progress io.Writer
+	Getenv   func(string) string
+	// ReadyTimeout bounds each sidecar's readiness; 0 means 60 s.
+	ReadyTimeout time.Duration
+}
+
+// Bottle is a launched instance whose agent has not run yet.
+type Bottle struct {
+	Plan     *plan.Plan
+	StageDir string
+	// AgentID is the created (not started) agent container.
+	AgentID string
+	// Missing lists forwarded variables not set on the host.
+	Missing []string
+}
+
+func (l *Launcher) progress(format string, args ...any) {
+	if l.Progress != nil {
+		fmt.Fprintf(l.Progress, format+"\n", args...)
+	}
+}
+
+// Up stages the instance, creates its networks, starts its sidecars (each
+// waited for by its readiness check) and creates the agent container. On
+// any error, or when ctx is cancelled, it removes everything it made
+// before returning.
+//
+// claimed is called once the instance's networks exist, so a caller that
+// serialises naming across processes can let the next one plan.
+func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, claimed func()) (b *Bottle, err error) {
+	dir := stage.InstanceDir(l.State, p.Instance)
+	b = &Bottle{Plan: p, StageDir: dir}
+	defer func() {
+		if err != nil {
+			if derr := l.Down(context.WithoutCancel(ctx), p.Instance); derr != nil {
+				err = fmt.Errorf("%w (and cleaning up failed: %v; run `claude-bottle cleanup`)", err, derr)
+			}
+			b = nil
+		}
+	}()
+	for _, n := range p.Docker.Networks {
+		if _, err := l.Docker.CreateNetwork(ctx, docker.NetworkSpec{Name: n.Name, Internal: n.Internal, Labels: n.Labels}); err != nil {
+			return nil, err
+		}
+	}
+	if claimed != nil {
+		claimed()
+	}
+	if err := Prepare(ctx, p, dir, stage.LogDir(l.State, p.Instance), manifestPath, l.Getenv); err != nil {
+		return nil, fmt.Errorf("stage %s: %w", p.Instance, err)
+	}
+	// Sidecars start concurrently: none needs another at start (cred-proxy
+	// and git-gate reach egress by name only when a request comes).
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, c := range p.Docker.Containers {
+		if c.Role == plan.RoleAgent {
+			continue
+		}
+		wg.Add(1)
+		go func(c plan.Container) {
+			defer wg.Done()
+			if err := l.startSidecar(ctx, dir, c); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}(c)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	agent := p.Docker.Container(plan.RoleAgent)
+	spec := l.spec(dir, *agent)
+	// The agent's resolver: Docker's embedded DNS answers the bottle's own
+	// names and forwards everything else to the egress stub, which refuses.
+	eg, err := l.Docker.InspectContainer(ctx, p.Instance+"-"+plan.RoleEgress)
+	if err != nil {
+		return nil, err
+	}
+	ip := eg.IPs[agent.Network]
+	if ip == "" {
+		return nil, fmt.Errorf("egress sidecar has no address on %s", agent.Network)
+	}
+	spec.DNS = []string{ip}
+	env, missing := AgentEnv(p, l.Getenv)
+	spec.Env = env
+	b.Missing = missing
+	spec.OpenStdin = true
+	spec.StdinOnce = true
+	spec.Init = true
+	id, err := l.Docker.CreateContainer(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("create agent container: %w", err)
+	}
+	b.AgentID = id
+	return b, nil
+}
+
+// spec turns a planned container into an engine spec.
+func (l *Launcher) spec(dir string, c plan.Container) docker.ContainerSpec {
+	s := docker.ContainerSpec{
+		Name: c.Name, Image: c.Image, Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, User: c.User,
+		Labels: c.Labels, Network: c.Network, Aliases: c.Aliases, Tmpfs: c.Tmpfs,
+		CapDrop: c.CapDrop, SecurityOpt: c.SecurityOpt, ReadOnlyRootfs: c.ReadOnlyRootfs,
+		Runtime: c.Runtime, Memory: c.Memory, NanoCPUs: c.NanoCPUs, PidsLimit: c.PidsLimit,
+		Sysctls: c.Sysctls, TTY: c.TTY,
+	}
+	for _, n := range c.Join {
+		s.ExtraNetworks = append(s.ExtraNetworks, docker.Attach{Network: n})
+	}
+	for _, m := range c.Mounts {
+		src := m.Source
+		switch {
+		case m.Stage && m.Source == stage.LogsDir:
+			src = stage.LogDir(l.State, filepath.Base(dir))
+		case m.Stage:
+			src = filepath.Join(dir, m.Source)
+		}
+		s.Mounts = append(s.Mounts, docker.Mount{Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	return s
+}
+
+func (l *Launcher) startSidecar(ctx context.Context, dir string, c plan.Container) error {
+	id, err := l.Docker.CreateContainer(ctx, l.spec(dir, c))
+	if err != nil {
+		return fmt.Errorf("create %s sidecar: %w", c.Role, err)
+	}
+	if err := l.Docker.StartContainer(ctx, id); err != nil {
+		return fmt.Errorf("start %s sidecar: %w", c.Role, err)
+	}
+	if len(c.Health) == 0 {
+		return nil
+	}
+	if err := l.waitReady(ctx, id, c); err != nil {
+		return err
+	}
+	l.progress("  %s ready", c.Role)
+	return nil
+}
+
+// waitReady runs the readiness check until it passes, the container dies,
+// or the timeout passes. It backs off from 20 ms to 250 ms between tries.
+func (l *Launcher) waitReady(ctx context.Context, id string, c plan.Container) error {
+	timeout := l.ReadyTimeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	delay := 20 * time.Millisecond
+	var last string
+	for {
+		code, out, err := l.Docker.Exec(ctx, id, c.Health, "")
+		if err == nil && code == 0 {
+			return nil
+		}
+		if err == nil {
+			last = strings.TrimSpace(string(out))
+		} else {
+			last = err.Error()
+		}
+		info, ierr := l.Docker.InspectContainer(context.WithoutCancel(ctx), id)
+		if ierr == nil && !info.Running {
+			logs, _ := l.Docker.Logs(context.WithoutCancel(ctx), id)
+			return fmt.Errorf("%s sidecar exited (code %d) before it was ready: %s", c.Role, info.ExitCode, tail(string(logs), 5))
+		}
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("%s sidecar not ready after %s: %s", c.Role, timeout, last)
+			}
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		if delay < 250*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// Run attaches the agent's streams, starts it and returns its exit code.
+func (l *Launcher) Run(ctx context.Context, b *Bottle, streams docker.Streams) (int, error) {
+	return l.Docker.AttachStart(ctx, b.AgentID, streams)
+}
+
+// Down removes every container and network of an instance, and its stage
+// directory. Containers go first (a network with members cannot be
+// removed); it lists twice so a container created concurrently with the
+// first pass is caught by the second.
+func (l *Launcher) Down(ctx context.Context, instance string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var errs []error
+	for pass := 0; pass < 2; pass++ {
+		cs, err := l.Docker.ListContainers(ctx, map[string]string{plan.LabelInstance: instance}, true)
+		if err != nil {
+			return err
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, c := range cs {
+			wg.Add(1)
+			go func(id, name string) {
+				defer wg.Done()
+				if err := l.Docker.RemoveContainer(ctx, id); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("remove container %s: %w", name, err))
+					mu.Unlock()
+				}
+			}(c.ID, c.Name)
+		}
+		wg.Wait()
+	}
+	ns, err := l.Docker.ListNetworks(ctx, map[string]string{plan.LabelInstance: instance})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, n := range ns {
+		if err := l.Docker.RemoveNetwork(ctx, n.Name); err != nil {
+			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+		}
+	}
+	if l.State != "" {
+		if err := os.RemoveAll(stage.InstanceDir(l.State, instance)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

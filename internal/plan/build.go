@@ -1,0 +1,565 @@
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/claude-bottle/claude-bottle/internal/egress"
+	"github.com/claude-bottle/claude-bottle/internal/gitgate"
+	"github.com/claude-bottle/claude-bottle/internal/manifest"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
+)
+
+// Agent-side constants.
+const (
+	AgentUser    = "1000:1000"
+	AgentHome    = "/home/agent"
+	SidecarUser  = "65532:65532"
+	proxyURL     = "http://egress:3128"
+	noProxy      = "egress,cred-proxy,git-gate,supervise,localhost,127.0.0.1"
+	mcpConfig    = stage.ContainerCurrentConfig + "/mcp.json"
+	superviseURL = "http://supervise:8080/mcp"
+)
+
+var instanceRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// Build decides everything one launch of opts.Agent will do. It reads
+// nothing but its arguments.
+func Build(m *manifest.Manifest, opts Options, obs Observed, host Host) (*Plan, error) {
+	agent, ok := m.Agents[opts.Agent]
+	if !ok {
+		names := make([]string, 0, len(m.Agents))
+		for n := range m.Agents {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("%w %q: the manifest defines %s", ErrUnknownAgent, opts.Agent, strings.Join(names, ", "))
+	}
+	bottle, ok := m.Bottles[agent.Bottle]
+	if !ok {
+		return nil, fmt.Errorf("agent %q names bottle %q, which the manifest does not define", opts.Agent, agent.Bottle)
+	}
+	pinned := host.Env["CLAUDE_BOTTLE_CONTAINER"]
+	if pinned != "" && !instanceRE.MatchString(pinned) {
+		return nil, fmt.Errorf("CLAUDE_BOTTLE_CONTAINER=%q is not a usable container name (lowercase letters, digits, '_', '.', '-')", pinned)
+	}
+	instance, err := chooseInstance(opts.Agent, pinned, obs)
+	if err != nil {
+		return nil, err
+	}
+
+	p := &Plan{Agent: opts.Agent, Instance: instance}
+	s := &p.Spec
+	s.Bottle = agent.Bottle
+	s.Image = AgentImage
+	if v := host.Env["CLAUDE_BOTTLE_IMAGE"]; v != "" {
+		s.Image = v
+	}
+	if opts.Cwd != "" {
+		s.Cwd = opts.Cwd
+		s.DerivedImage = "claude-bottle:cwd-" + opts.Agent
+		if v := host.Env["CLAUDE_BOTTLE_DERIVED_IMAGE"]; v != "" {
+			s.DerivedImage = v
+		}
+	}
+	s.TTY = opts.TTY
+	s.Supervise = bottle.Supervise
+	s.Resources = bottle.Resources
+	s.JoinNetworks = append([]string(nil), bottle.Egress.Networks...)
+
+	// Sidecars: egress always, the others when the bottle needs them.
+	s.Sidecars = []string{RoleEgress}
+	if len(bottle.CredProxy.Routes) > 0 {
+		s.Sidecars = append(s.Sidecars, RoleCredProxy)
+	}
+	if len(bottle.Git.Repos) > 0 {
+		s.Sidecars = append(s.Sidecars, RoleGitGate)
+	}
+	if bottle.Supervise {
+		s.Sidecars = append(s.Sidecars, RoleSupervise)
+	}
+
+	// Runtime.
+	runtime := "runc"
+	switch bottle.Runtime {
+	case "runsc":
+		if !host.Runsc {
+			return nil, fmt.Errorf("bottle %q asks for runtime runsc, but gVisor does not work on this host (%s); install and register runsc, or set runtime: auto", agent.Bottle, host.RunscNote)
+		}
+		runtime = "runsc"
+	case "runc":
+	default:
+		if host.Runsc {
+			runtime = "runsc"
+		} else if host.RunscNote != "" {
+			p.Notes = append(p.Notes, "gVisor (runsc) is not used: "+host.RunscNote+"; the agent runs under runc")
+		}
+	}
+
+	s.Allowlist = allowlist(bottle)
+	s.Routes = routes(bottle)
+	s.Repos = repos(bottle)
+	for _, f := range agent.Skills {
+		name := strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
+		s.Skills = append(s.Skills, Skill{Name: name, Source: f})
+	}
+	s.Command = agentCommand(agent, opts, bottle)
+	s.Env = agentEnv(agent, s)
+
+	files, err := stageFiles(s, host, obs)
+	if err != nil {
+		return nil, err
+	}
+	s.Files = files
+	p.Docker = dockerPlan(p, agent, bottle, runtime, host)
+	return p, nil
+}
+
+// allowlist is the effective allowlist: the manifest's rules plus what
+// routes and repositories need, without duplicates.
+func allowlist(b *manifest.Bottle) []egress.Rule {
+	var out []egress.Rule
+	seen := map[string]bool{}
+	add := func(r egress.Rule) {
+		k := fmt.Sprintf("%s:%d", strings.ToLower(r.Host), r.Port)
+		if seen[k] {
+			return
+		}
+		seen[k] = true
+		out = append(out, r)
+	}
+	for _, r := range b.Egress.Allow {
+		add(egress.Rule{Host: r.Host, Port: r.Port, AllowPrivate: r.AllowPrivate, Source: "manifest"})
+	}
+	for _, r := range b.CredProxy.Routes {
+		if u, err := url.Parse(r.Upstream); err == nil {
+			add(egress.Rule{Host: u.Hostname(), Port: portOf(u), AllowPrivate: privateAllowed(b, u.Hostname()), Source: "route " + r.Name})
+		}
+	}
+	for _, r := range b.Git.Repos {
+		if host, port := gitHostPort(r.Upstream); host != "" {
+			add(egress.Rule{Host: host, Port: port, AllowPrivate: privateAllowed(b, host), Source: "git " + r.Name})
+		}
+	}
+	return out
+}
+
+// privateAllowed carries a manifest rule's allow_private over to the rule a
+// route or repository adds for the same host (a local upstream).
+func privateAllowed(b *manifest.Bottle, host string) bool {
+	for _, r := range b.Egress.Allow {
+		if strings.EqualFold(r.Host, host) && r.AllowPrivate {
+			return true
+		}
+	}
+	return false
+}
+
+func portOf(u *url.URL) int {
+	if p := u.Port(); p != "" {
+		n, _ := strconv.Atoi(p)
+		return n
+	}
+	if u.Scheme == "http" {
+		return 80
+	}
+	return 443
+}
+
+// gitHostPort returns the host and port an upstream URL is fetched from.
+func gitHostPort(upstream string) (string, int) {
+	if strings.Contains(upstream, "://") {
+		u, err := url.Parse(upstream)
+		if err != nil {
+			return "", 0
+		}
+		switch u.Scheme {
+		case "ssh":
+			port := 22
+			if p := u.Port(); p != "" {
+				port, _ = strconv.Atoi(p)
+			}
+			return u.Hostname(), port
+		default:
+			return u.Hostname(), portOf(u)
+		}
+	}
+	// scp-like: [user@]host:path
+	hostPart, _, ok := strings.Cut(upstream, ":")
+	if !ok {
+		return "", 0
+	}
+	if _, h, ok := strings.Cut(hostPart, "@"); ok {
+		hostPart = h
+	}
+	return hostPart, 22
+}
+
+func routes(b *manifest.Bottle) []Route {
+	var out []Route
+	for _, r := range b.CredProxy.Routes {
+		out = append(out, Route{Name: r.Name, Path: r.Path, Upstream: r.Upstream, Role: r.Role, StripHeaders: r.StripHeaders, Credentials: r.Credentials})
+	}
+	return out
+}
+
+func repos(b *manifest.Bottle) []Repo {
+	var out []Repo
+	for _, r := range b.Git.Repos {
+		out = append(out, Repo{
+			Name: r.Name, Upstream: r.Upstream, Key: r.Key, HostKeys: r.HostKeys, Token: r.Token,
+			GateURL: fmt.Sprintf("http://git-gate:%d/%s.git", GitGatePort, r.Name),
+			Push:    gitgate.PushPolicy{Branches: r.Push.Branches, Force: r.Push.Force, Delete: r.Push.Delete, Tags: r.Push.Tags},
+		})
+	}
+	return out
+}
+
+func anthropicRoute(s *Spec) *Route {
+	for i := range s.Routes {
+		if s.Routes[i].Role == "anthropic-base-url" {
+			return &s.Routes[i]
+		}
+	}
+	return nil
+}
+
+// agentCommand is the command the agent container runs. The default Claude
+// command learns the supervise MCP server and the agent's prompt.
+func agentCommand(a *manifest.Agent, opts Options, b *manifest.Bottle) []string {
+	if len(opts.Command) > 0 {
+		return append([]string(nil), opts.Command...)
+	}
+	cmd := append([]string(nil), a.Command...)
+	if len(cmd) == 0 {
+		cmd = []string{"claude"}
+	}
+	if cmd[0] != "claude" {
+		return cmd
+	}
+	if b.Supervise {
+		cmd = append(cmd, "--mcp-config", mcpConfig)
+	}
+	prompt := bottlePrompt(b)
+	if a.Prompt != "" {
+		prompt += "\n\n" + a.Prompt
+	}
+	return append(cmd, "--append-system-prompt", prompt)
+}
+
+// bottlePrompt tells the agent where it is and how to ask for more.
+func bottlePrompt(b *manifest.Bottle) string {
+	s := "You run inside a claude-bottle: outbound traffic passes an allowlist proxy, and what you may reach is listed in " +
+		stage.ContainerCurrentConfig + "/allowlist.txt."
+	if b.Supervise {
+		s += " When the proxy refuses a request (HTTP 403 from claude-bottle egress), do not retry or work around it: ask for access with the supervise MCP tools (request_egress for a host, request_route for an API that needs a credential, propose_dockerfile for tools the image lacks), then wait for the decision with get_request."
+	}
+	return s
+}
+
+// agentEnv is the agent's environment: literals, forwarded names, then the
+// bottle's wiring, which wins over either.
+func agentEnv(a *manifest.Agent, s *Spec) []EnvVar {
+	wiring := []EnvVar{
+		{Name: "HOME", Value: AgentHome},
+		{Name: "HTTPS_PROXY", Value: proxyURL}, {Name: "https_proxy", Value: proxyURL},
+		{Name: "HTTP_PROXY", Value: proxyURL}, {Name: "http_proxy", Value: proxyURL},
+		{Name: "NO_PROXY", Value: noProxy}, {Name: "no_proxy", Value: noProxy},
+		{Name: "CLAUDE_BOTTLE_INSTANCE_CONFIG", Value: stage.ContainerCurrentConfig},
+	}
+	if r := anthropicRoute(s); r != nil {
+		wiring = append(wiring,
+			EnvVar{Name: "ANTHROPIC_BASE_URL", Value: fmt.Sprintf("http://cred-proxy:%d%s", CredProxyPort, strings.TrimSuffix(r.Path, "/"))},
+			EnvVar{Name: "ANTHROPIC_API_KEY", Value: Placeholder},
+			EnvVar{Name: "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", Value: "1"},
+			EnvVar{Name: "DISABLE_ERROR_REPORTING", Value: "1"},
+			EnvVar{Name: "DISABLE_TELEMETRY", Value: "1"},
+			EnvVar{Name: "DISABLE_AUTOUPDATER", Value: "1"},
+		)
+	}
+	if len(s.Repos) > 0 {
+		// Rewrite each upstream URL to the gate, so the real remote URLs
+		// just work. Environment-borne git config needs no file.
+		var kv []EnvVar
+		n := 0
+		for _, r := range s.Repos {
+			for _, from := range gitURLForms(r.Upstream) {
+				kv = append(kv,
+					EnvVar{Name: fmt.Sprintf("GIT_CONFIG_KEY_%d", n), Value: "url." + r.GateURL + ".insteadOf"},
+					EnvVar{Name: fmt.Sprintf("GIT_CONFIG_VALUE_%d", n), Value: from})
+				n++
+			}
+		}
+		wiring = append(wiring, EnvVar{Name: "GIT_CONFIG_COUNT", Value: strconv.Itoa(n)})
+		wiring = append(wiring, kv...)
+	}
+	wired := map[string]bool{}
+	for i := range wiring {
+		wiring[i].Source = "wiring"
+		wired[wiring[i].Name] = true
+	}
+	var out []EnvVar
+	names := make([]string, 0, len(a.Env))
+	for k := range a.Env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if !wired[k] {
+			out = append(out, EnvVar{Name: k, Value: a.Env[k], Source: "literal"})
+		}
+	}
+	for _, k := range a.ForwardEnv {
+		if !wired[k] {
+			out = append(out, EnvVar{Name: k, Forward: true, Source: "forward"})
+		}
+	}
+	return append(out, wiring...)
+}
+
+// gitURLForms lists the spellings of an upstream the agent may use.
+func gitURLForms(upstream string) []string {
+	forms := []string{upstream}
+	if strings.HasSuffix(upstream, ".git") {
+		forms = append(forms, strings.TrimSuffix(upstream, ".git"))
+	} else {
+		forms = append(forms, upstream+".git")
+	}
+	return forms
+}
+
+// stageFiles renders the stage files that hold no secret.
+func stageFiles(s *Spec, host Host, obs Observed) ([]File, error) {
+	var files []File
+	addJSON := func(path string, mode uint32, v any) error {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		files = append(files, File{Path: path, Mode: mode, Content: string(b) + "\n"})
+		return nil
+	}
+	pol := egress.Policy{Rules: s.Allowlist}
+	for _, n := range s.JoinNetworks {
+		pol.PrivateNetworks = append(pol.PrivateNetworks, obs.subnets(n)...)
+	}
+	if err := addJSON(stage.EgressPolicy, 0o600, pol); err != nil {
+		return nil, err
+	}
+	if len(s.Repos) > 0 {
+		cfg := gitgate.Config{}
+		var known []string
+		for _, r := range s.Repos {
+			gr := gitgate.Repo{Name: r.Name, Upstream: r.Upstream, Push: r.Push}
+			if r.Key != "" {
+				gr.KeyFile = "keys/" + r.Name
+			}
+			if r.Token != nil {
+				gr.TokenFile = "tokens/" + r.Name
+				gr.Header, gr.Format = r.Token.Header, r.Token.Format
+			}
+			cfg.Repos = append(cfg.Repos, gr)
+			known = append(known, r.HostKeys...)
+		}
+		if len(known) > 0 {
+			cfg.KnownHosts = "known_hosts"
+			files = append(files, File{Path: stage.GitGateKnown, Mode: 0o600, Content: strings.Join(known, "\n") + "\n"})
+		}
+		if err := addJSON(stage.GitGateRepos, 0o600, cfg); err != nil {
+			return nil, err
+		}
+	}
+	files = append(files, CurrentConfig(s, host.AgentDockerfile)...)
+	return files, nil
+}
+
+// CurrentConfig renders what the agent sees read-only of its own bottle.
+// The supervise applier calls it again after a live change.
+func CurrentConfig(s *Spec, dockerfile string) []File {
+	cc := stage.CurrentConfig + "/"
+	var files []File
+	var b strings.Builder
+	b.WriteString("# What this bottle may reach through the egress proxy (host:port  source).\n")
+	b.WriteString("# Port 0 means 443 for CONNECT and 80 for plain HTTP. Ask for more with the supervise tool request_egress.\n")
+	for _, r := range s.Allowlist {
+		line := fmt.Sprintf("%s:%d", r.Host, r.Port)
+		note := r.Source
+		if strings.HasPrefix(r.Source, "route ") {
+			note += " (only through cred-proxy)"
+		} else if strings.HasPrefix(r.Source, "git ") {
+			note += " (only through git-gate)"
+		}
+		fmt.Fprintf(&b, "%-40s %s\n", line, note)
+	}
+	files = append(files, File{Path: cc + "allowlist.txt", Mode: 0o644, Content: b.String()})
+	type ccRoute struct {
+		Name     string `json:"name"`
+		URL      string `json:"url"`
+		Upstream string `json:"upstream"`
+		Role     string `json:"role,omitempty"`
+	}
+	rs := []ccRoute{}
+	for _, r := range s.Routes {
+		rs = append(rs, ccRoute{Name: r.Name, URL: fmt.Sprintf("http://cred-proxy:%d%s", CredProxyPort, r.Path), Upstream: r.Upstream, Role: r.Role})
+	}
+	rb, _ := json.MarshalIndent(rs, "", "  ")
+	files = append(files, File{Path: cc + "routes.json", Mode: 0o644, Content: string(rb) + "\n"})
+	type ccRepo struct {
+		Name     string             `json:"name"`
+		Upstream string             `json:"upstream"`
+		GateURL  string             `json:"gate_url"`
+		Push     gitgate.PushPolicy `json:"push"`
+	}
+	gs := []ccRepo{}
+	for _, r := range s.Repos {
+		gs = append(gs, ccRepo{Name: r.Name, Upstream: r.Upstream, GateURL: r.GateURL, Push: r.Push})
+	}
+	gb, _ := json.MarshalIndent(gs, "", "  ")
+	files = append(files, File{Path: cc + "repos.json", Mode: 0o644, Content: string(gb) + "\n"})
+	if dockerfile != "" {
+		files = append(files, File{Path: cc + "Dockerfile", Mode: 0o644, Content: dockerfile})
+	}
+	if s.Supervise {
+		mcp := fmt.Sprintf("{\"mcpServers\":{\"supervise\":{\"type\":\"http\",\"url\":%q}}}\n", superviseURL)
+		files = append(files, File{Path: cc + "mcp.json", Mode: 0o644, Content: mcp})
+	}
+	return files
+}
+
+// subnets returns the observed subnets of a network the egress sidecar joins.
+func (o Observed) subnets(network string) []string {
+	return o.Subnets[network]
+}
+
+func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, host Host) DockerPlan {
+	s := &p.Spec
+	inst := p.Instance
+	_, nets := ResourceNames(inst)
+	internal, out := nets[0], nets[1]
+	labels := func(role string) map[string]string {
+		l := map[string]string{LabelInstance: inst, LabelAgent: p.Agent, LabelRole: role}
+		if host.Owner != "" {
+			l[LabelOwner] = host.Owner
+		}
+		return l
+	}
+	d := DockerPlan{Runtime: runtime}
+	d.Networks = []Network{
+		{Name: internal, Internal: true, Labels: labels(RoleNetwork)},
+		{Name: out, Internal: false, Labels: labels(RoleNetwork)},
+	}
+	sidecarUser := SidecarUser
+	if host.UID != 0 {
+		sidecarUser = fmt.Sprintf("%d:%d", host.UID, host.GID)
+	}
+	hardened := func(c Container) Container {
+		c.CapDrop = []string{"ALL"}
+		c.SecurityOpt = []string{"no-new-privileges"}
+		c.Labels = labels(c.Role)
+		c.Network = internal
+		c.Aliases = []string{c.Role}
+		return c
+	}
+	logMount := Mount{Source: stage.LogsDir, Stage: true, Target: stage.ContainerLogDir}
+	sidecarCmd := func(role string) []string {
+		return []string{"sidecar", role, "--config", stage.ContainerConfigRoot + "/" + role, "--log", stage.ContainerLogDir, "--instance", inst}
+	}
+	proxyEnv := []string{"HTTPS_PROXY=" + proxyURL, "HTTP_PROXY=" + proxyURL, "https_proxy=" + proxyURL, "http_proxy=" + proxyURL, "NO_PROXY=", "no_proxy="}
+	for _, role := range s.Sidecars {
+		var c Container
+		switch role {
+		case RoleEgress:
+			c = Container{Role: role, Image: SidecarImage, Cmd: sidecarCmd(role),
+				Join:   append([]string{out}, s.JoinNetworks...),
+				Mounts: []Mount{{Source: stage.EgressDir, Stage: true, Target: stage.ContainerConfigRoot + "/egress", ReadOnly: true}, logMount},
+				Health: health("/claude-bottle", EgressPort),
+				// The DNS stub listens on 53 as a non-root user with no capabilities.
+				Sysctls: map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"},
+			}
+		case RoleCredProxy:
+			c = Container{Role: role, Image: SidecarImage, Cmd: sidecarCmd(role), Env: proxyEnv,
+				Mounts: []Mount{{Source: stage.CredProxyDir, Stage: true, Target: stage.ContainerConfigRoot + "/cred-proxy", ReadOnly: true}, logMount},
+				Health: health("/claude-bottle", CredProxyPort)}
+		case RoleGitGate:
+			c = Container{Role: role, Image: GitGateImage, Cmd: sidecarCmd(role), Env: append(append([]string(nil), proxyEnv...), "HOME=/tmp"),
+				Mounts: []Mount{{Source: stage.GitGateDir, Stage: true, Target: stage.ContainerConfigRoot + "/git-gate", ReadOnly: true}, logMount},
+				Tmpfs:  map[string]string{"/tmp": "rw,exec,size=2g"},
+				Health: health("/usr/local/bin/claude-bottle", GitGatePort)}
+		case RoleSupervise:
+			c = Container{Role: role, Image: SidecarImage, Cmd: sidecarCmd(role),
+				Mounts: []Mount{
+					{Source: stage.SuperviseReqs, Stage: true, Target: stage.ContainerSuperviseRoot + "/requests"},
+					{Source: stage.SuperviseDecided, Stage: true, Target: stage.ContainerSuperviseRoot + "/decisions", ReadOnly: true},
+					{Source: stage.CurrentConfig, Stage: true, Target: stage.ContainerCurrentConfig, ReadOnly: true},
+					logMount,
+				},
+				Health: health("/claude-bottle", SupervisePort)}
+		}
+		c.Name = inst + "-" + role
+		c.User = sidecarUser
+		c.ReadOnlyRootfs = true
+		c.Runtime = "runc"
+		c.Memory = 512 << 20
+		c.PidsLimit = 256
+		d.Containers = append(d.Containers, hardened(c))
+	}
+	image := s.Image
+	if s.DerivedImage != "" {
+		image = s.DerivedImage
+	}
+	agentC := hardened(Container{
+		Role: RoleAgent, Name: inst, Image: image, Cmd: s.Command, User: AgentUser,
+		Mounts:        []Mount{{Source: stage.CurrentConfig, Stage: true, Target: stage.ContainerCurrentConfig, ReadOnly: true}},
+		Runtime:       runtime,
+		Memory:        memBytes(b.Resources.Memory),
+		NanoCPUs:      int64(b.Resources.CPUs * 1e9),
+		PidsLimit:     b.Resources.PIDs,
+		DNSFromEgress: true,
+		TTY:           s.TTY,
+	})
+	agentC.Aliases = nil
+	agentC.Labels[LabelRuntime] = runtime
+	for _, sk := range s.Skills {
+		agentC.Mounts = append(agentC.Mounts, Mount{Source: sk.Source, Target: AgentHome + "/.claude/skills/" + sk.Name + "/SKILL.md", ReadOnly: true})
+	}
+	d.Containers = append(d.Containers, agentC)
+	return d
+}
+
+// health is the exec readiness check: the sidecar images have no shell or
+// curl, but they have our binary.
+func health(bin string, port int) []string {
+	return []string{bin, "sidecar", "health", fmt.Sprintf("http://127.0.0.1:%d/healthz", port)}
+}
+
+// memBytes parses "512m", "4g", "1024k" or plain bytes; invalid means 0
+// (the manifest has validated it already).
+func memBytes(s string) int64 {
+	s = strings.TrimSpace(strings.ToLower(s))
+	if s == "" {
+		return 0
+	}
+	mult := int64(1)
+	switch s[len(s)-1] {
+	case 'k':
+		mult = 1 << 10
+	case 'm':
+		mult = 1 << 20
+	case 'g':
+		mult = 1 << 30
+	}
+	if mult != 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0
+	}
+	return int64(n * float64(mult))
+}

@@ -1,0 +1,164 @@
+// Package plan decides, as a pure function of the manifest, the options, the
+// observed engine state and host facts, everything a launch will do. The
+// launcher executes a Plan without further decisions.
+package plan
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Resource tags and the instance name bound.
+const (
+	Prefix       = "claude-bottle"
+	MaxInstances = 32
+
+	LabelInstance = "dev.claude-bottle.instance"
+	LabelAgent    = "dev.claude-bottle.agent"
+	LabelRole     = "dev.claude-bottle.role"
+	LabelOwner    = "dev.claude-bottle.owner"
+	LabelRuntime  = "dev.claude-bottle.runtime"
+
+	AgentImage   = "claude-bottle-agent:local"
+	SidecarImage = "claude-bottle-sidecar:local"
+	GitGateImage = "claude-bottle-git-gate:local"
+
+	EgressPort    = 3128
+	CredProxyPort = 8080
+	GitGatePort   = 8080
+	SupervisePort = 8080
+
+	// Placeholder is the credential the agent holds instead of a real token.
+	// cred-proxy strips it; it is not any real token's shape.
+	Placeholder = "claude-bottle-placeholder-not-a-real-key"
+)
+
+// Sidecar roles, also their aliases on the internal network.
+const (
+	RoleAgent     = "agent"
+	RoleEgress    = "egress"
+	RoleCredProxy = "cred-proxy"
+	RoleGitGate   = "git-gate"
+	RoleSupervise = "supervise"
+	RoleNetwork   = "network"
+)
+
+// SidecarRoles lists every sidecar role in start order.
+var SidecarRoles = []string{RoleEgress, RoleCredProxy, RoleGitGate, RoleSupervise}
+
+// Options are what the user asked for on the command line.
+type Options struct {
+	Agent string
+	// Cwd is the host directory copied into a derived image; "" means none.
+	Cwd string
+	// Command replaces the agent's command (run AGENT -- CMD ARGS); nil means the default.
+	Command []string
+	// TTY says the agent is attached to a terminal.
+	TTY bool
+}
+
+// Host holds facts about the host, gathered before planning.
+type Host struct {
+	// Env is the subset of the host environment the plan may read: the
+	// CLAUDE_BOTTLE_* overrides. Forwarded variables are read at launch.
+	Env map[string]string
+	// Runsc says gVisor is registered and a probe container started under it.
+	Runsc bool
+	// RunscNote explains why runsc is not used, when it is not.
+	RunscNote string
+	// Owner is HOST/PID of the launcher, stamped on every resource.
+	Owner string
+	// AgentDockerfile is the Dockerfile the agent image is built from (shown
+	// to the agent in current-config).
+	AgentDockerfile string
+	// UID and GID of the launcher: sidecars run as this user so they can
+	// read their 0400 stage files; 0 (root) means a fixed non-root user.
+	UID, GID int
+}
+
+// Observed is the engine state that bears on naming.
+type Observed struct {
+	Resources []Resource
+	// Subnets maps a network egress joins to its CIDRs.
+	Subnets map[string][]string
+}
+
+// Resource is an existing container or network.
+type Resource struct {
+	Name string
+	Kind string // container or network
+	// Live says its owner label names a launcher that is still running.
+	Live bool
+}
+
+// Plan is everything one launch will do.
+type Plan struct {
+	Agent    string     `json:"agent"`
+	Instance string     `json:"instance"`
+	Spec     Spec       `json:"spec"`
+	Docker   DockerPlan `json:"docker"`
+	Notes    []string   `json:"notes,omitempty"`
+}
+
+// Errors a caller branches on.
+var (
+	ErrUnknownAgent = errors.New("unknown agent")
+	ErrNameTaken    = errors.New("instance name taken")
+	ErrOrphan       = errors.New("orphaned resource")
+)
+
+// ResourceNames lists every container and network name of an instance.
+func ResourceNames(instance string) (containers, networks []string) {
+	containers = []string{instance}
+	for _, r := range SidecarRoles {
+		containers = append(containers, instance+"-"+r)
+	}
+	return containers, []string{instance + "-net", instance + "-out"}
+}
+
+// chooseInstance picks the first free name, or the pinned one.
+func chooseInstance(slug, pinned string, obs Observed) (string, error) {
+	byName := map[string]Resource{}
+	for _, r := range obs.Resources {
+		byName[r.Name] = r
+	}
+	conflicts := func(inst string) []Resource {
+		cs, ns := ResourceNames(inst)
+		var out []Resource
+		for _, n := range append(cs, ns...) {
+			if r, ok := byName[n]; ok {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	orphanErr := func(r Resource) error {
+		return fmt.Errorf("%w: %s %q is left from a launcher that is no longer running; remove it with `claude-bottle cleanup`", ErrOrphan, r.Kind, r.Name)
+	}
+	if pinned != "" {
+		for _, r := range conflicts(pinned) {
+			if !r.Live {
+				return "", orphanErr(r)
+			}
+			return "", fmt.Errorf("%w: CLAUDE_BOTTLE_CONTAINER=%s but %s %q already exists (a running bottle); unset it or pick another name", ErrNameTaken, pinned, r.Kind, r.Name)
+		}
+		return pinned, nil
+	}
+	base := Prefix + "-" + slug
+	for n := 1; n <= MaxInstances; n++ {
+		inst := base
+		if n > 1 {
+			inst = fmt.Sprintf("%s-%d", base, n)
+		}
+		cs := conflicts(inst)
+		if len(cs) == 0 {
+			return inst, nil
+		}
+		for _, r := range cs {
+			if !r.Live {
+				return "", orphanErr(r)
+			}
+		}
+	}
+	return "", fmt.Errorf("%w: all %d names %s..%s-%d are in use; stop some bottles (`claude-bottle ps`) or run `claude-bottle cleanup`", ErrNameTaken, MaxInstances, base, base, MaxInstances)
+}

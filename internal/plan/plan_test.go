@@ -1,0 +1,259 @@
+package plan
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/claude-bottle/claude-bottle/internal/manifest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var testHost = Host{
+	Env:             map[string]string{},
+	Owner:           "testhost/1",
+	UID:             1000,
+	GID:             1000,
+	AgentDockerfile: "FROM debian:bookworm-slim\n",
+	RunscNote:       "runsc is not registered with the Docker engine",
+}
+
+type goldenCase struct {
+	name     string
+	manifest string // testdata file; "" = the built-in default
+	opts     Options
+	obs      Observed
+	host     func(Host) Host
+}
+
+var goldenCases = []goldenCase{
+	{name: "default", opts: Options{Agent: "claude"}},
+	{name: "default-command", opts: Options{Agent: "claude", Command: []string{"sh", "-c", "id -u"}}},
+	{name: "default-runsc", opts: Options{Agent: "claude", TTY: true}, host: func(h Host) Host { h.Runsc = true; h.RunscNote = ""; return h }},
+	{name: "default-second", opts: Options{Agent: "claude"}, obs: Observed{Resources: []Resource{
+		{Name: "claude-bottle-claude", Kind: "container", Live: true},
+		{Name: "claude-bottle-claude-net", Kind: "network", Live: true},
+	}}},
+	{name: "default-pinned-cwd", opts: Options{Agent: "claude", Cwd: "/home/me/src/app"}, host: func(h Host) Host {
+		h.Env = map[string]string{"CLAUDE_BOTTLE_CONTAINER": "mybox", "CLAUDE_BOTTLE_IMAGE": "my/agent:1", "CLAUDE_BOTTLE_DERIVED_IMAGE": "my/agent:cwd"}
+		return h
+	}},
+	{name: "git", manifest: "git.yaml", opts: Options{Agent: "dev"}},
+	{name: "minimal", manifest: "minimal.yaml", opts: Options{Agent: "tool"}},
+	{name: "local", manifest: "local.yaml", opts: Options{Agent: "svc"}, obs: Observed{Subnets: map[string][]string{"devnet": {"172.30.0.0/16"}}}},
+}
+
+func loadCase(t *testing.T, file string) *manifest.Manifest {
+	t.Helper()
+	if file == "" {
+		return manifest.Default()
+	}
+	// git does not keep modes: a key must not be readable by others.
+	if err := os.Chmod(filepath.Join("testdata", "keys", "deploy"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Load(filepath.Join("testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestGolden(t *testing.T) {
+	abs, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range goldenCases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := loadCase(t, tc.manifest)
+			h := testHost
+			if tc.host != nil {
+				h = tc.host(h)
+			}
+			p, err := Build(m, tc.opts, tc.obs, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var js, txt bytes.Buffer
+			if err := p.WriteJSON(&js); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WriteText(&txt); err != nil {
+				t.Fatal(err)
+			}
+			for ext, got := range map[string][]byte{".json": js.Bytes(), ".txt": txt.Bytes()} {
+				got = bytes.ReplaceAll(got, []byte(abs), []byte("$TESTDATA"))
+				path := filepath.Join("testdata", tc.name+ext)
+				if *update {
+					if err := os.WriteFile(path, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatalf("%v (run go test ./internal/plan -update)", err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s differs from the golden file; run go test ./internal/plan -update and review the diff\n--- got ---\n%s", path, got)
+				}
+			}
+		})
+	}
+}
+
+// The properties the goldens show, asserted directly so a careless -update
+// cannot bless a regression.
+func TestDefaultPlanProperties(t *testing.T) {
+	p, err := Build(manifest.Default(), Options{Agent: "claude"}, Observed{}, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Instance != "claude-bottle-claude" {
+		t.Errorf("instance %q", p.Instance)
+	}
+	want := []string{RoleEgress, RoleCredProxy, RoleSupervise}
+	if strings.Join(p.Spec.Sidecars, ",") != strings.Join(want, ",") {
+		t.Errorf("sidecars %v, want %v", p.Spec.Sidecars, want)
+	}
+	env := map[string]EnvVar{}
+	for _, e := range p.Spec.Env {
+		env[e.Name] = e
+	}
+	if env["ANTHROPIC_BASE_URL"].Value != "http://cred-proxy:8080/anthropic" {
+		t.Errorf("ANTHROPIC_BASE_URL %q", env["ANTHROPIC_BASE_URL"].Value)
+	}
+	if env["ANTHROPIC_API_KEY"].Value != Placeholder || env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"].Value != "1" {
+		t.Errorf("claude wiring: %+v", env)
+	}
+	if env["HTTPS_PROXY"].Value != "http://egress:3128" {
+		t.Errorf("proxy %q", env["HTTPS_PROXY"].Value)
+	}
+	agent := p.Docker.Container(RoleAgent)
+	if agent == nil || agent.Network != "claude-bottle-claude-net" || len(agent.Join) != 0 || agent.User != AgentUser {
+		t.Fatalf("agent container: %+v", agent)
+	}
+	if agent.CapDrop[0] != "ALL" || agent.SecurityOpt[0] != "no-new-privileges" {
+		t.Errorf("agent not hardened: %+v", agent)
+	}
+	if p.Docker.Containers[len(p.Docker.Containers)-1].Role != RoleAgent {
+		t.Error("the agent must start last")
+	}
+	eg := p.Docker.Container(RoleEgress)
+	if eg.Join[0] != "claude-bottle-claude-out" {
+		t.Errorf("egress joins %v", eg.Join)
+	}
+	for _, c := range p.Docker.Containers {
+		if c.Role != RoleEgress && len(c.Join) > 0 {
+			t.Errorf("%s joins %v: only egress may reach outside", c.Role, c.Join)
+		}
+	}
+	if !p.Docker.Networks[0].Internal || p.Docker.Networks[1].Internal {
+		t.Errorf("networks %+v", p.Docker.Networks)
+	}
+}
+
+func TestGitAddsGateAndRules(t *testing.T) {
+	m := loadCase(t, "git.yaml")
+	p, err := Build(m, Options{Agent: "dev"}, Observed{}, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Docker.Container(RoleGitGate) == nil {
+		t.Fatal("no git-gate")
+	}
+	found := false
+	for _, r := range p.Spec.Allowlist {
+		if r.Host == "github.com" && r.Port == 22 && r.Source == "git app" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("allowlist lacks github.com:22: %+v", p.Spec.Allowlist)
+	}
+	for _, f := range p.Spec.Files {
+		if strings.Contains(f.Content, "not-a-real-key") {
+			t.Errorf("key content in plan file %s", f.Path)
+		}
+	}
+}
+
+func TestInstanceNaming(t *testing.T) {
+	live := func(names ...string) Observed {
+		var o Observed
+		for _, n := range names {
+			o.Resources = append(o.Resources, Resource{Name: n, Kind: "container", Live: true})
+		}
+		return o
+	}
+	cases := []struct {
+		name   string
+		pinned string
+		obs    Observed
+		want   string
+		err    error
+	}{
+		{name: "free", want: "claude-bottle-claude"},
+		{name: "first taken", obs: live("claude-bottle-claude"), want: "claude-bottle-claude-2"},
+		{name: "sidecar of first taken", obs: live("claude-bottle-claude-egress"), want: "claude-bottle-claude-2"},
+		{name: "two taken", obs: live("claude-bottle-claude", "claude-bottle-claude-2-net"), want: "claude-bottle-claude-3"},
+		{name: "orphan", obs: Observed{Resources: []Resource{{Name: "claude-bottle-claude-egress", Kind: "container"}}}, err: ErrOrphan},
+		{name: "pinned free", pinned: "box", want: "box"},
+		{name: "pinned taken", pinned: "box", obs: live("box"), err: ErrNameTaken},
+		{name: "pinned orphan", pinned: "box", obs: Observed{Resources: []Resource{{Name: "box-egress", Kind: "container"}}}, err: ErrOrphan},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := chooseInstance("claude", tc.pinned, tc.obs)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("err %v, want %v", err, tc.err)
+				}
+				if !strings.Contains(err.Error(), "cleanup") && tc.err == ErrOrphan {
+					t.Errorf("orphan error does not point at cleanup: %v", err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	var all Observed
+	for n := 1; n <= MaxInstances; n++ {
+		name := "claude-bottle-claude"
+		if n > 1 {
+			name = fmt.Sprintf("%s-%d", name, n)
+		}
+		all.Resources = append(all.Resources, Resource{Name: name, Kind: "container", Live: true})
+	}
+	if _, err := chooseInstance("claude", "", all); !errors.Is(err, ErrNameTaken) {
+		t.Fatalf("bound: %v", err)
+	}
+}
+
+func TestUnknownAgentAndRunsc(t *testing.T) {
+	if _, err := Build(manifest.Default(), Options{Agent: "nope"}, Observed{}, testHost); !errors.Is(err, ErrUnknownAgent) {
+		t.Fatalf("unknown agent: %v", err)
+	}
+	m := manifest.Default()
+	m.Bottles["default"].Runtime = "runsc"
+	if _, err := Build(m, Options{Agent: "claude"}, Observed{}, testHost); err == nil || !strings.Contains(err.Error(), "runsc") {
+		t.Fatalf("runsc required but absent: %v", err)
+	}
+}
+
+func TestMemBytes(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "512m": 512 << 20, "4g": 4 << 30, "1024k": 1 << 20, "100": 100, "1.5g": 3 << 29} {
+		if got := memBytes(in); got != want {
+			t.Errorf("memBytes(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
