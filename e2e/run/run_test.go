@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/e2e/e2etest"
+	"github.com/claude-bottle/claude-bottle/internal/docker"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 )
 
@@ -27,7 +28,7 @@ agents:
     bottle: box
     env:
       GREETING: hello
-    forward_env: [FORWARDED_SECRET]
+    forward_env: [FORWARDED_SECRET, FIXTURE_IP]
 bottles:
   box:
     supervise: true
@@ -65,12 +66,21 @@ func newEnv(t *testing.T) (*e2etest.Env, string) {
 func TestRunInsideTheBottle(t *testing.T) {
 	c := e2etest.Engine(t)
 	e, inst := newEnv(t)
+	fixNet := e2etest.Network(t, c)
+	fx := e2etest.Start(t, c, docker.ContainerSpec{Image: e2etest.GoImage(t, c, "httpfix"), Network: fixNet, Env: []string{"FIXTURE_NAME=outside"}})
+	info, err := c.InspectContainer(context.Background(), fx)
+	if err != nil || info.IPs[fixNet] == "" {
+		t.Fatalf("fixture address: %v %+v", err, info)
+	}
+	e.Vars["FIXTURE_IP"] = info.IPs[fixNet]
 	script := strings.Join([]string{
 		`echo "uid=$(id -u)"`,
 		`grep CapEff /proc/self/status`,
 		`grep NoNewPrivs /proc/self/status`,
-		// A default route would be a line whose destination is 00000000.
-		`awk 'NR>1 && $2=="00000000" {print "default-route " $1}' /proc/net/route`,
+		// A server the host can reach, on a network the test made: the
+		// agent cannot, neither directly nor through the proxy (IP literal).
+		`curl -s -m 5 --noproxy '*' http://$FIXTURE_IP:8080/ && echo direct-reached || echo direct-failed`,
+		`curl -s -m 5 -o /dev/null -w 'proxied-%{http_code}\n' http://$FIXTURE_IP:8080/`,
 		`echo "ifaces=$(ls /sys/class/net | tr '\n' ' ')"`,
 		`for h in egress cred-proxy supervise; do getent hosts $h >/dev/null && echo "resolves $h"; done`,
 		`touch /etc/claude-bottle/current-config/x 2>/dev/null && echo config-writable || echo config-readonly`,
@@ -93,13 +103,13 @@ func TestRunInsideTheBottle(t *testing.T) {
 		"resolves egress", "resolves cred-proxy", "resolves supervise", "config-readonly",
 		"greeting=hello forwarded=forwarded-value-42",
 		"base=http://cred-proxy:8080/anthropic key=" + plan.Placeholder + " proxy=http://egress:3128",
-		"allowlist-lines 1",
+		"allowlist-lines 1", "direct-failed", "proxied-403",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("agent output lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"default-route", "token-found", "config-writable"} {
+	for _, bad := range []string{"direct-reached", "token-found", "config-writable", "fixture outside"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("agent output has %q", bad)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,6 +20,10 @@ const lockName = "claude-bottle-images.lock"
 func lockBuilds(ctx context.Context, log *slog.Logger) (unlock func(), err error) {
 	path := filepath.Join(os.TempDir(), lockName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	if errors.Is(err, fs.ErrPermission) {
+		// Another user made the file; flock works on a read-only descriptor too.
+		f, err = os.Open(path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open build lock: %w", err)
 	}

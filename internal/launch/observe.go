@@ -50,19 +50,25 @@ func Observe(ctx context.Context, c *docker.Client, join []string) (plan.Observe
 	if err != nil {
 		return obs, err
 	}
+	// Every name counts, not only ours: a pinned name may collide with any
+	// container, and a stranger's container is never an orphan of ours.
 	for _, x := range cs {
-		if strings.HasPrefix(x.Name, plan.Prefix+"-") {
-			obs.Resources = append(obs.Resources, plan.Resource{Name: x.Name, Kind: "container", Live: OwnerAlive(x.Labels[plan.LabelOwner])})
+		live := true
+		if _, ours := x.Labels[plan.LabelInstance]; ours {
+			live = OwnerAlive(x.Labels[plan.LabelOwner])
 		}
+		obs.Resources = append(obs.Resources, plan.Resource{Name: x.Name, Kind: "container", Live: live})
 	}
 	ns, err := c.ListNetworks(ctx, nil)
 	if err != nil {
 		return obs, err
 	}
 	for _, x := range ns {
-		if strings.HasPrefix(x.Name, plan.Prefix+"-") {
-			obs.Resources = append(obs.Resources, plan.Resource{Name: x.Name, Kind: "network", Live: OwnerAlive(x.Labels[plan.LabelOwner])})
+		live := true
+		if _, ours := x.Labels[plan.LabelInstance]; ours {
+			live = OwnerAlive(x.Labels[plan.LabelOwner])
 		}
+		obs.Resources = append(obs.Resources, plan.Resource{Name: x.Name, Kind: "network", Live: live})
 	}
 	for _, n := range join {
 		subnets, err := c.NetworkSubnets(ctx, n)
