@@ -24,7 +24,7 @@ import (
 // newSidecarCmd is the hidden entry point of every sidecar container: the
 // sidecar images carry this same binary (docs/sidecar-contract.md).
 func newSidecarCmd(g *globals) *cobra.Command {
-	var configDir, logDir, instance string
+	var configDir, logDir, instance, listen, dnsListen string
 	cmd := &cobra.Command{
 		Use:    "sidecar",
 		Short:  "Run a sidecar (used inside the bottle's containers)",
@@ -34,24 +34,27 @@ func newSidecarCmd(g *globals) *cobra.Command {
 		c.Flags().StringVar(&configDir, "config", "", "read-only config directory")
 		c.Flags().StringVar(&logDir, "log", "/var/log/claude-bottle", "decision log directory")
 		c.Flags().StringVar(&instance, "instance", "", "instance name, stamped on every log line")
+		c.Flags().StringVar(&listen, "listen", "", "listen address (default: the contract's port on all interfaces)")
 		c.Args = cobra.NoArgs
 		return c
 	}
 	logger := func(name string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(g.stderr, nil)).With("sidecar", name)
 	}
+	egressCmd := flags(&cobra.Command{Use: "egress", RunE: func(c *cobra.Command, _ []string) error {
+		return egress.Run(c.Context(), logger("egress"), egress.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen, DNSListen: dnsListen})
+	}})
+	egressCmd.Flags().StringVar(&dnsListen, "dns-listen", "", `DNS stub address (default ":53"; "-" disables)`)
 	cmd.AddCommand(
-		flags(&cobra.Command{Use: "egress", RunE: func(c *cobra.Command, _ []string) error {
-			return egress.Run(c.Context(), logger("egress"), egress.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance})
-		}}),
+		egressCmd,
 		flags(&cobra.Command{Use: "cred-proxy", RunE: func(c *cobra.Command, _ []string) error {
-			return credproxy.Run(c.Context(), logger("cred-proxy"), credproxy.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance})
+			return credproxy.Run(c.Context(), logger("cred-proxy"), credproxy.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen})
 		}}),
 		flags(&cobra.Command{Use: "git-gate", RunE: func(c *cobra.Command, _ []string) error {
-			return gitgate.Run(c.Context(), logger("git-gate"), gitgate.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance})
+			return gitgate.Run(c.Context(), logger("git-gate"), gitgate.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen})
 		}}),
 		flags(&cobra.Command{Use: "supervise", RunE: func(c *cobra.Command, _ []string) error {
-			return supervise.Run(c.Context(), logger("supervise"), supervise.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance})
+			return supervise.Run(c.Context(), logger("supervise"), supervise.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen})
 		}}),
 		&cobra.Command{Use: "git-gate-hook", Args: cobra.ArbitraryArgs, RunE: func(c *cobra.Command, args []string) error {
 			if code := gitgate.HookMain(c.Context(), g.stdin, g.stderr, os.Environ()); code != 0 {
