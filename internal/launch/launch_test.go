@@ -1,0 +1,233 @@
+package launch
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/claude-bottle/claude-bottle/internal/credproxy"
+	"github.com/claude-bottle/claude-bottle/internal/egress"
+	"github.com/claude-bottle/claude-bottle/internal/manifest"
+	"github.com/claude-bottle/claude-bottle/internal/plan"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
+	"github.com/claude-bottle/claude-bottle/internal/supervise"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestResolveCredential(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tok")
+	os.WriteFile(file, []byte("from-file\n"), 0o600)
+	env := envOf(map[string]string{"A": "from-env", "EMPTY": ""})
+	cases := []struct {
+		name    string
+		c       manifest.Credential
+		want    string
+		noValue bool
+		errHas  string
+	}{
+		{name: "env", c: manifest.Credential{Env: "A"}, want: "from-env"},
+		{name: "env unset", c: manifest.Credential{Env: "EMPTY"}, noValue: true},
+		{name: "file trims newline", c: manifest.Credential{File: file}, want: "from-file"},
+		{name: "file missing", c: manifest.Credential{File: filepath.Join(dir, "nope")}, noValue: true},
+		{name: "command", c: manifest.Credential{Command: []string{"sh", "-c", "echo from-cmd"}}, want: "from-cmd"},
+		{name: "command fails", c: manifest.Credential{Command: []string{"sh", "-c", "echo not logged in >&2; exit 1"}}, errHas: "not logged in"},
+		{name: "two lines", c: manifest.Credential{Command: []string{"printf", "a\\nb"}}, errHas: "line break"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ResolveCredential(context.Background(), tc.c, env)
+			switch {
+			case tc.noValue:
+				if err != errNoValue {
+					t.Fatalf("want errNoValue, got %q %v", got, err)
+				}
+			case tc.errHas != "":
+				if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+					t.Fatalf("want error with %q, got %v", tc.errHas, err)
+				}
+			default:
+				if err != nil || got != tc.want {
+					t.Fatalf("got %q %v, want %q", got, err, tc.want)
+				}
+			}
+		})
+	}
+	_, _, err := resolveFirst(context.Background(), `route "anthropic"`, []manifest.Credential{{Env: "X1"}, {Env: "X2"}}, env)
+	if err == nil || !strings.Contains(err.Error(), "$X1 or $X2") || !strings.Contains(err.Error(), "anthropic") {
+		t.Fatalf("missing token error: %v", err)
+	}
+}
+
+func testPlan(t *testing.T) *plan.Plan {
+	t.Helper()
+	m := manifest.Default()
+	m.Agents["claude"].Env = map[string]string{"LIT": "literal-value"}
+	m.Agents["claude"].ForwardEnv = []string{"FWD"}
+	p, err := plan.Build(m, plan.Options{Agent: "claude"}, plan.Observed{}, plan.Host{Owner: "h/1", UID: 1000, GID: 1000, AgentDockerfile: "FROM x\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPrepareModesAndSecrets(t *testing.T) {
+	p := testPlan(t)
+	state := t.TempDir()
+	dir := stage.InstanceDir(state, p.Instance)
+	env := envOf(map[string]string{"ANTHROPIC_API_KEY": "sk-real-token-123456", "FWD": "forwarded-secret"})
+	if err := Prepare(context.Background(), p, dir, stage.LogDir(state, p.Instance), "", env); err != nil {
+		t.Fatal(err)
+	}
+	// The OAuth variable is unset, so the API key (x-api-key) is used.
+	var cfg credproxy.Config
+	if err := readJSON(filepath.Join(dir, stage.CredProxyRoutes), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Routes) != 1 || cfg.Routes[0].Header != "x-api-key" || cfg.Routes[0].TokenFile != "tokens/anthropic" {
+		t.Fatalf("routes: %+v", cfg)
+	}
+	tok := filepath.Join(dir, stage.CredProxyDir, "tokens", "anthropic")
+	if b, _ := os.ReadFile(tok); string(b) != "sk-real-token-123456" {
+		t.Fatalf("token file %q", b)
+	}
+	err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), "forwarded-secret") {
+			t.Errorf("forwarded value in %s", rel)
+		}
+		if strings.HasPrefix(rel, stage.CurrentConfig) {
+			if strings.Contains(string(b), "sk-real") {
+				t.Errorf("token in agent-visible %s", rel)
+			}
+			return nil
+		}
+		if !info.IsDir() && info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is %v", rel, info.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, stage.AgentEnv)); string(b) != "LIT=literal-value\n" {
+		t.Errorf("agent.env %q", b)
+	}
+	var sec egress.Secrets
+	readJSON(filepath.Join(dir, stage.EgressSecrets), &sec)
+	if len(sec.Values) != 1 || sec.Values[0] != "sk-real-token-123456" {
+		t.Errorf("canary values: %d", len(sec.Values))
+	}
+	envList, missing := AgentEnv(p, env)
+	if !contains(envList, "FWD=forwarded-secret") || !contains(envList, "LIT=literal-value") || len(missing) != 0 {
+		t.Errorf("agent env %v missing %v", envList, missing)
+	}
+}
+
+func TestPrepareMissingTokenLeavesNothing(t *testing.T) {
+	p := testPlan(t)
+	state := t.TempDir()
+	dir := stage.InstanceDir(state, p.Instance)
+	err := Prepare(context.Background(), p, dir, stage.LogDir(state, p.Instance), "", envOf(nil))
+	if err == nil || !strings.Contains(err.Error(), "CLAUDE_CODE_OAUTH_TOKEN") || !strings.Contains(err.Error(), "ANTHROPIC_API_KEY") {
+		t.Fatalf("want a missing-token error naming the sources, got %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("stage directory left behind: %v", err)
+	}
+}
+
+func TestApplyEgressRouteDockerfile(t *testing.T) {
+	p := testPlan(t)
+	state := t.TempDir()
+	dir := stage.InstanceDir(state, p.Instance)
+	env := envOf(map[string]string{"ANTHROPIC_API_KEY": "sk-real-token-123456", "GH": "gh-token-abcdef123"})
+	if err := Prepare(context.Background(), p, dir, stage.LogDir(state, p.Instance), "", env); err != nil {
+		t.Fatal(err)
+	}
+	a := &Applier{State: state, Getenv: env}
+	ctx := context.Background()
+	req := supervise.Request{ID: "r-1", Kind: supervise.KindEgress, Created: time.Now(), Egress: &supervise.EgressAsk{Host: "example.org", Port: 443}}
+	if err := a.Apply(ctx, p.Instance, req, supervise.ApplyOptions{Persist: true}); err == nil {
+		t.Fatal("--persist accepted but not implemented")
+	}
+	if err := a.Apply(ctx, p.Instance, req, supervise.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var pol egress.Policy
+	readJSON(filepath.Join(dir, stage.EgressPolicy), &pol)
+	if last := pol.Rules[len(pol.Rules)-1]; last.Host != "example.org" || last.Source != "supervise r-1" {
+		t.Fatalf("policy: %+v", pol)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, stage.CurrentConfig, "allowlist.txt")); !strings.Contains(string(b), "example.org:443") {
+		t.Errorf("current-config allowlist not refreshed: %s", b)
+	}
+	route := supervise.Request{ID: "r-2", Kind: supervise.KindRoute, Route: &supervise.RouteAsk{Service: "github", Upstream: "https://api.github.com"}}
+	if err := a.Apply(ctx, p.Instance, route, supervise.ApplyOptions{}); err == nil {
+		t.Fatal("route approved without a token source")
+	}
+	if err := a.Apply(ctx, p.Instance, route, supervise.ApplyOptions{Credential: &manifest.Credential{Env: "GH"}}); err != nil {
+		t.Fatal(err)
+	}
+	var cfg credproxy.Config
+	readJSON(filepath.Join(dir, stage.CredProxyRoutes), &cfg)
+	if len(cfg.Routes) != 2 || cfg.Routes[1].Path != "/github/" || cfg.Routes[1].Format != "Bearer {token}" {
+		t.Fatalf("routes: %+v", cfg)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, stage.CredProxyDir, "tokens", "github")); string(b) != "gh-token-abcdef123" {
+		t.Fatalf("token %q", b)
+	}
+	readJSON(filepath.Join(dir, stage.EgressPolicy), &pol)
+	if last := pol.Rules[len(pol.Rules)-1]; last.Host != "api.github.com" {
+		t.Fatalf("upstream not allowed: %+v", pol.Rules)
+	}
+	cc, _ := os.ReadFile(filepath.Join(dir, stage.CurrentConfig, "routes.json"))
+	if !strings.Contains(string(cc), "http://cred-proxy:8080/github/") || strings.Contains(string(cc), "gh-token") {
+		t.Errorf("current-config routes: %s", cc)
+	}
+	df := supervise.Request{ID: "r-3", Kind: supervise.KindDockerfile, Dockerfile: &supervise.DockerfileAsk{Content: "FROM debian:bookworm-slim\nRUN true\n"}}
+	if err := a.Apply(ctx, p.Instance, df, supervise.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(stage.AgentDir(state, "claude"), "Dockerfile")); !strings.Contains(string(b), "RUN true") {
+		t.Errorf("approved Dockerfile not kept: %q", b)
+	}
+	if err := a.Apply(ctx, "no-such-instance", req, supervise.ApplyOptions{}); err == nil {
+		t.Error("applied to a missing instance")
+	}
+}
+
+func TestOwnerAlive(t *testing.T) {
+	h, _ := os.Hostname()
+	cases := map[string]bool{
+		Owner():                              true,
+		h + "/0":                             false,
+		h + "/not-a-pid":                     false,
+		fmt.Sprintf("%s/%d", h, 1<<22+12345): false,
+		"some-other-host/1":                  true,
+		"":                                   true,
+	}
+	for owner, want := range cases {
+		if got := OwnerAlive(owner); got != want {
+			t.Errorf("OwnerAlive(%q) = %v, want %v", owner, got, want)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
