@@ -223,7 +223,11 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	if progress != nil {
 		fmt.Fprintf(progress, "claude-bottle: starting %s\n", p.Instance)
 	}
-	b, err := l.Up(ctx, p, m.Path, unlock)
+	manifestPath := m.Path
+	if manifestPath != "" {
+		manifestPath, _ = filepath.Abs(manifestPath)
+	}
+	b, err := l.Up(ctx, p, manifestPath, unlock)
 	unlock()
 	if err != nil {
 		if ctx.Err() != nil {

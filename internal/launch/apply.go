@@ -14,6 +14,7 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/internal/credproxy"
 	"github.com/claude-bottle/claude-bottle/internal/egress"
+	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 	"github.com/claude-bottle/claude-bottle/internal/supervise"
@@ -35,9 +36,11 @@ func (a *Applier) Apply(ctx context.Context, instance string, req supervise.Requ
 		return fmt.Errorf("instance %s has no stage directory (has it exited?)", instance)
 	}
 	if opts.Persist && req.Kind != supervise.KindDockerfile {
-		// Refused before anything changes, rather than approving live and
-		// silently not persisting.
-		return errors.New("--persist is not supported yet for egress and route requests: approve without it and add the change to the manifest by hand")
+		// The manifest is changed first: if that is refused (an invalid
+		// result, the built-in default), nothing changes live either.
+		if err := a.persist(dir, req, opts); err != nil {
+			return fmt.Errorf("--persist: %w", err)
+		}
 	}
 	switch req.Kind {
 	case supervise.KindEgress:
@@ -63,6 +66,29 @@ func (a *Applier) Apply(ctx context.Context, instance string, req supervise.Requ
 		return stage.WriteFile(filepath.Join(ad, "Dockerfile"), []byte(req.Dockerfile.Content), 0o600)
 	}
 	return fmt.Errorf("unknown request kind %q", req.Kind)
+}
+
+func (a *Applier) persist(dir string, req supervise.Request, opts supervise.ApplyOptions) error {
+	var meta Meta
+	if err := readJSON(filepath.Join(dir, stage.Meta), &meta); err != nil {
+		return err
+	}
+	switch req.Kind {
+	case supervise.KindEgress:
+		if req.Egress == nil {
+			return errors.New("egress request without a host")
+		}
+		return manifest.AppendEgressRule(meta.Manifest, meta.Bottle, manifest.Rule{Host: req.Egress.Host, Port: req.Egress.Port})
+	case supervise.KindRoute:
+		if req.Route == nil || opts.Credential == nil {
+			return errors.New("a route needs a service and a token source")
+		}
+		return manifest.AppendRoute(meta.Manifest, meta.Bottle, manifest.Route{
+			Name: req.Route.Service, Path: "/" + req.Route.Service + "/", Upstream: req.Route.Upstream,
+			Credentials: []manifest.Credential{*opts.Credential},
+		})
+	}
+	return nil
 }
 
 // addRules appends rules to the live policy and the agent's view of it.

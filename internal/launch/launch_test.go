@@ -157,8 +157,14 @@ func TestApplyEgressRouteDockerfile(t *testing.T) {
 	a := &Applier{State: state, Getenv: env}
 	ctx := context.Background()
 	req := supervise.Request{ID: "r-1", Kind: supervise.KindEgress, Created: time.Now(), Egress: &supervise.EgressAsk{Host: "example.org", Port: 443}}
-	if err := a.Apply(ctx, p.Instance, req, supervise.ApplyOptions{Persist: true}); err == nil {
-		t.Fatal("--persist accepted but not implemented")
+	// The plan came from the built-in default: nothing to persist into.
+	if err := a.Apply(ctx, p.Instance, req, supervise.ApplyOptions{Persist: true}); err == nil || !strings.Contains(err.Error(), "init") {
+		t.Fatalf("--persist with the default manifest: %v", err)
+	}
+	var before egress.Policy
+	readJSON(filepath.Join(dir, stage.EgressPolicy), &before)
+	if len(before.Rules) != 1 {
+		t.Fatalf("a refused --persist changed the live policy: %+v", before.Rules)
 	}
 	if err := a.Apply(ctx, p.Instance, req, supervise.ApplyOptions{}); err != nil {
 		t.Fatal(err)
@@ -230,4 +236,38 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestApplyPersist(t *testing.T) {
+	mpath := filepath.Join(t.TempDir(), manifest.FileName)
+	os.WriteFile(mpath, []byte("# mine\nagents:\n  dev:\n    bottle: box\nbottles:\n  box:\n    supervise: true\n"), 0o644)
+	m, err := manifest.Load(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Build(m, plan.Options{Agent: "dev"}, plan.Observed{}, plan.Host{Owner: "h/1", UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	if err := Prepare(context.Background(), p, stage.InstanceDir(state, p.Instance), stage.LogDir(state, p.Instance), mpath, envOf(nil)); err != nil {
+		t.Fatal(err)
+	}
+	a := &Applier{State: state, Getenv: envOf(nil)}
+	req := supervise.Request{ID: "r-9", Kind: supervise.KindEgress, Egress: &supervise.EgressAsk{Host: "pkg.example", Port: 443}}
+	if err := a.Apply(context.Background(), p.Instance, req, supervise.ApplyOptions{Persist: true}); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := manifest.Load(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := m2.Bottles["box"].Egress.Allow; len(r) != 1 || r[0].Host != "pkg.example" {
+		t.Fatalf("manifest rules %+v", r)
+	}
+	var pol egress.Policy
+	readJSON(filepath.Join(stage.InstanceDir(state, p.Instance), stage.EgressPolicy), &pol)
+	if len(pol.Rules) != 1 || pol.Rules[0].Host != "pkg.example" {
+		t.Fatalf("live policy %+v", pol.Rules)
+	}
 }
