@@ -336,3 +336,49 @@ func waitLine(t *testing.T, r io.Reader, want string) {
 		t.Fatalf("no %q within 3 minutes", want)
 	}
 }
+
+// --cwd copies the working directory into a derived image, honouring the
+// ignore file; the agent works on the copy.
+func TestCwdWorkspace(t *testing.T) {
+	c := e2etest.Engine(t)
+	e, inst := newEnv(t)
+	os.WriteFile(filepath.Join(e.Dir, "main.go"), []byte("package main\n"), 0o644)
+	os.WriteFile(filepath.Join(e.Dir, "secret.env"), []byte("TOKEN=x\n"), 0o644)
+	os.Mkdir(filepath.Join(e.Dir, "build"), 0o755)
+	os.WriteFile(filepath.Join(e.Dir, "build", "out.bin"), []byte("bin"), 0o644)
+	os.WriteFile(filepath.Join(e.Dir, ".claude-bottle-ignore"), []byte("secret.env\nbuild/\n"), 0o644)
+	e.Vars["CLAUDE_BOTTLE_DERIVED_IMAGE"] = "claude-bottle:cwd-" + inst
+	t.Cleanup(func() { c.RemoveImage(context.Background(), "claude-bottle:cwd-"+inst) })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r := e.Run(ctx, "run", "--cwd", "claude", "--", "sh", "-c", "pwd; ls -A /workspace | tr '\\n' ' '; echo; touch /workspace/new && echo writable")
+	if r.Code != 0 {
+		t.Fatalf("run --cwd: %s", r)
+	}
+	if !strings.Contains(r.Stdout, "main.go") || strings.Contains(r.Stdout, "secret.env") || strings.Contains(r.Stdout, "build") {
+		t.Errorf("workspace contents: %s", r.Stdout)
+	}
+	if !strings.Contains(r.Stdout, "/workspace") || !strings.Contains(r.Stdout, "writable") {
+		t.Errorf("agent does not work in a writable /workspace: %s", r.Stdout)
+	}
+	e2etest.AssertGone(t, c, e.State, inst)
+}
+
+// With a terminal, the agent gets a TTY and its exit code is run's.
+func TestInteractiveTTY(t *testing.T) {
+	c := e2etest.Engine(t)
+	e, inst := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	// script(1) gives the run process a pseudo-terminal, as a person's shell would.
+	line := e.Bin + " run claude -- sh -c 'test -t 0 && test -t 1 && echo tty-yes; stty size; exit 5'"
+	cmd := e.Command(ctx)
+	cmd.Path = "/usr/bin/script"
+	cmd.Args = []string{"script", "-qec", line, "/dev/null"}
+	out, err := cmd.CombinedOutput()
+	code := cmd.ProcessState.ExitCode()
+	if code != 5 || !strings.Contains(string(out), "tty-yes") {
+		t.Fatalf("exit %d (%v), want 5 with a TTY:\n%s", code, err, out)
+	}
+	e2etest.AssertGone(t, c, e.State, inst)
+}

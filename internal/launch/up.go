@@ -67,10 +67,8 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 			b = nil
 		}
 	}()
-	for _, n := range p.Docker.Networks {
-		if _, err := l.Docker.CreateNetwork(ctx, docker.NetworkSpec{Name: n.Name, Internal: n.Internal, Labels: n.Labels}); err != nil {
-			return nil, err
-		}
+	if err := l.createNetworks(ctx, p.Docker.Networks); err != nil {
+		return nil, err
 	}
 	if claimed != nil {
 		claimed()
@@ -79,12 +77,30 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 		return nil, fmt.Errorf("stage %s: %w", p.Instance, err)
 	}
 	// Sidecars start concurrently: none needs another at start (cred-proxy
-	// and git-gate reach egress by name only when a request comes).
+	// and git-gate reach egress by name only when a request comes). The
+	// agent container is created as soon as egress runs (its resolver is
+	// egress's address) while the others are still getting ready; it is
+	// started only once every sidecar passed its readiness check.
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	agent := p.Docker.Container(plan.RoleAgent)
+	createAgent := func() {
+		defer wg.Done()
+		id, missing, err := l.createAgent(ctx, dir, p, *agent)
+		if err != nil {
+			fail(err)
+			return
+		}
+		b.AgentID, b.Missing = id, missing
+	}
 	for _, c := range p.Docker.Containers {
 		if c.Role == plan.RoleAgent {
 			continue
@@ -92,10 +108,12 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 		wg.Add(1)
 		go func(c plan.Container) {
 			defer wg.Done()
-			if err := l.startSidecar(ctx, dir, c); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
+			var started func()
+			if c.Role == plan.RoleEgress {
+				started = func() { wg.Add(1); go createAgent() }
+			}
+			if err := l.startSidecar(ctx, dir, c, started); err != nil {
+				fail(err)
 			}
 		}(c)
 	}
@@ -106,31 +124,51 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	agent := p.Docker.Container(plan.RoleAgent)
-	spec := l.spec(dir, *agent)
-	// The agent's resolver: Docker's embedded DNS answers the bottle's own
-	// names and forwards everything else to the egress stub, which refuses.
+	if b.AgentID == "" {
+		return nil, errors.New("the agent container was not created")
+	}
+	return b, nil
+}
+
+// createNetworks creates the instance's networks concurrently.
+func (l *Launcher) createNetworks(ctx context.Context, nets []plan.Network) error {
+	errs := make([]error, len(nets))
+	var wg sync.WaitGroup
+	for i, n := range nets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = l.Docker.CreateNetwork(ctx, docker.NetworkSpec{Name: n.Name, Internal: n.Internal, Labels: n.Labels})
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// createAgent creates (does not start) the agent container. Its resolver
+// is the egress DNS stub: Docker's embedded DNS answers the bottle's own
+// names and forwards everything else there, where it is refused and logged.
+func (l *Launcher) createAgent(ctx context.Context, dir string, p *plan.Plan, agent plan.Container) (string, []string, error) {
+	spec := l.spec(dir, agent)
 	eg, err := l.Docker.InspectContainer(ctx, p.Instance+"-"+plan.RoleEgress)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	ip := eg.IPs[agent.Network]
 	if ip == "" {
-		return nil, fmt.Errorf("egress sidecar has no address on %s", agent.Network)
+		return "", nil, fmt.Errorf("egress sidecar has no address on %s", agent.Network)
 	}
 	spec.DNS = []string{ip}
 	env, missing := AgentEnv(p, l.Getenv)
 	spec.Env = env
-	b.Missing = missing
 	spec.OpenStdin = true
 	spec.StdinOnce = true
 	spec.Init = true
 	id, err := l.Docker.CreateContainer(ctx, spec)
 	if err != nil {
-		return nil, fmt.Errorf("create agent container: %w", err)
+		return "", nil, fmt.Errorf("create agent container: %w", err)
 	}
-	b.AgentID = id
-	return b, nil
+	return id, missing, nil
 }
 
 // spec turns a planned container into an engine spec.
@@ -158,13 +196,16 @@ func (l *Launcher) spec(dir string, c plan.Container) docker.ContainerSpec {
 	return s
 }
 
-func (l *Launcher) startSidecar(ctx context.Context, dir string, c plan.Container) error {
+func (l *Launcher) startSidecar(ctx context.Context, dir string, c plan.Container, started func()) error {
 	id, err := l.Docker.CreateContainer(ctx, l.spec(dir, c))
 	if err != nil {
 		return fmt.Errorf("create %s sidecar: %w", c.Role, err)
 	}
 	if err := l.Docker.StartContainer(ctx, id); err != nil {
 		return fmt.Errorf("start %s sidecar: %w", c.Role, err)
+	}
+	if started != nil {
+		started()
 	}
 	if len(c.Health) == 0 {
 		return nil
@@ -261,11 +302,20 @@ func (l *Launcher) Down(ctx context.Context, instance string) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
 	for _, n := range ns {
-		if err := l.Docker.RemoveNetwork(ctx, n.Name); err != nil {
-			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
-		}
+		wg.Add(1)
+		go func(name string) {
+			defer wg.Done()
+			if err := l.Docker.RemoveNetwork(ctx, name); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("remove network %s: %w", name, err))
+				mu.Unlock()
+			}
+		}(n.Name)
 	}
+	wg.Wait()
 	if l.State != "" {
 		if err := os.RemoveAll(stage.InstanceDir(l.State, instance)); err != nil {
 			errs = append(errs, err)
