@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +68,13 @@ func newestLog(state string) (string, error) {
 // what is appended (each file tailed by offset, polled).
 func showLogs(ctx context.Context, w io.Writer, dir string, follow bool) error {
 	offsets := map[string]int64{}
+	// What is there already is shown as one story, merged by time.
+	if err := showMerged(w, dir, offsets); err != nil {
+		return err
+	}
+	if !follow {
+		return nil
+	}
 	for {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
 		sort.Strings(files)
@@ -107,4 +116,40 @@ func copyFrom(w io.Writer, path string, off int64) (int64, error) {
 		}
 		off += int64(len(line))
 	}
+}
+
+// showMerged prints the whole lines of every log file merged by their time
+// field, and records how far each file was read.
+func showMerged(w io.Writer, dir string, offsets map[string]int64) error {
+	type line struct {
+		t    time.Time
+		text []byte
+	}
+	var lines []line
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	for _, f := range files {
+		var buf bytes.Buffer
+		n, err := copyFrom(&buf, f, 0)
+		if err != nil {
+			return err
+		}
+		offsets[f] = n
+		for _, l := range bytes.SplitAfter(buf.Bytes(), []byte("\n")) {
+			if len(l) == 0 {
+				continue
+			}
+			var ev struct {
+				Time time.Time `json:"time"`
+			}
+			_ = json.Unmarshal(l, &ev)
+			lines = append(lines, line{ev.Time, l})
+		}
+	}
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].t.Before(lines[j].t) })
+	for _, l := range lines {
+		if _, err := w.Write(l.text); err != nil {
+			return err
+		}
+	}
+	return nil
 }

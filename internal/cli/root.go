@@ -81,8 +81,12 @@ policy, and a supervise server through which the agent asks a person for changes
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVarP(&g.manifest, "manifest", "f", "", "manifest file (default ./claude-bottle.yaml, else the built-in default)")
 	for _, c := range verbs(g) {
+		switch c.Name() {
+		case "run", "plan", "validate", "init":
+			// Not persistent: `logs -f` follows, as tail's does.
+			c.Flags().StringVarP(&g.manifest, "manifest", "f", "", "manifest file (default ./claude-bottle.yaml, else the built-in default)")
+		}
 		root.AddCommand(c)
 	}
 	return root
