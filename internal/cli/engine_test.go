@@ -11,18 +11,22 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/e2e/e2etest"
 	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/launch"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 )
 
-// engineState is every container and network name on the engine.
+// engineState is every container and network this process launched (the
+// CLI runs in-process, so they carry this process's owner label). Other
+// tests may create resources concurrently; those are not ours to count.
 func engineState(t *testing.T, c *docker.Client) string {
 	t.Helper()
 	ctx := context.Background()
-	cs, err := c.ListContainers(ctx, nil, true)
+	mine := map[string]string{plan.LabelOwner: launch.Owner()}
+	cs, err := c.ListContainers(ctx, mine, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, err := c.ListNetworks(ctx, nil)
+	ns, err := c.ListNetworks(ctx, mine)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +65,8 @@ func TestMalformedManifestsCreateNothing(t *testing.T) {
 	}
 	before := engineState(t, c)
 	for _, f := range files {
-		for _, verb := range [][]string{{"validate"}, {"plan"}, {"plan", "--json"}} {
-			args := append([]string{"-f", f}, verb...)
+		for _, verb := range [][]string{{"validate"}, {"plan"}, {"plan", "--json"}, {"run", "--", "true"}} {
+			args := append([]string{verb[0], "-f", f}, verb[1:]...)
 			code, out, errOut := runCLI(t, args...)
 			if code == 0 {
 				t.Errorf("%v: exit 0\n%s", args, out)
