@@ -75,6 +75,8 @@ func TestRunInsideTheBottle(t *testing.T) {
 	e.Vars["FIXTURE_IP"] = info.IPs[fixNet]
 	script := strings.Join([]string{
 		`echo "uid=$(id -u)"`,
+		`echo "kernel=$(uname -r)"`,
+		`test -e /var/run/docker.sock && echo engine-socket-present || echo engine-socket-absent`,
 		`grep CapEff /proc/self/status`,
 		`grep NoNewPrivs /proc/self/status`,
 		// A server the host can reach, on a network the test made: the
@@ -103,13 +105,20 @@ func TestRunInsideTheBottle(t *testing.T) {
 		"resolves egress", "resolves cred-proxy", "resolves supervise", "config-readonly",
 		"greeting=hello forwarded=forwarded-value-42",
 		"base=http://cred-proxy:8080/anthropic key=" + plan.Placeholder + " proxy=http://egress:3128",
-		"allowlist-lines 1", "direct-failed", "proxied-403",
+		"allowlist-lines 1", "direct-failed", "proxied-403", "engine-socket-absent",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("agent output lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"direct-reached", "token-found", "config-writable", "fixture outside"} {
+	// gVisor when it works, else runc with a one-line notice (gVisor
+	// reports its own kernel version, 4.4.0).
+	notice := strings.Contains(r.Stderr, "gVisor (runsc) is not used")
+	underGVisor := strings.Contains(out, "kernel=4.4.0")
+	if notice == underGVisor {
+		t.Errorf("runtime: notice=%v, under gVisor=%v; want exactly one", notice, underGVisor)
+	}
+	for _, bad := range []string{"direct-reached", "token-found", "config-writable", "fixture outside", "engine-socket-present"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("agent output has %q", bad)
 		}
