@@ -9,6 +9,11 @@ import (
 	"syscall"
 
 	"github.com/claude-bottle/claude-bottle/internal/cli"
+
+	// The sidecars run FROM scratch: when the image has no CA bundle (no
+	// host bundle was found to copy in), TLS to upstreams falls back to
+	// these embedded Mozilla roots instead of failing every handshake.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 func main() {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -53,7 +54,8 @@ type reqState struct {
 type stateKey struct{}
 
 // NewHandler builds a Handler over routes. A nil transport means a clone of
-// http.DefaultTransport that reaches upstreams via $HTTPS_PROXY. The
+// http.DefaultTransport that reaches upstreams through CONNECT tunnels to
+// $HTTPS_PROXY (upstreamTransport). The
 // transport's RoundTrip never follows redirects, so a 3xx goes back to the
 // agent as is and the token goes only to its route's upstream. A nil audit
 // log discards.
@@ -62,9 +64,7 @@ func NewHandler(log *slog.Logger, alog *audit.Log, routes []LoadedRoute, transpo
 		log = slog.New(slog.DiscardHandler)
 	}
 	if transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.Proxy = http.ProxyFromEnvironment
-		transport = t
+		transport = upstreamTransport(os.Getenv)
 	}
 	h := &Handler{log: log, audit: alog}
 	h.proxy = &httputil.ReverseProxy{

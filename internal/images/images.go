@@ -125,7 +125,7 @@ func Ensure(ctx context.Context, c *docker.Client, log *slog.Logger, opts Option
 func plans(opts Options, need Need) ([]plan, error) {
 	var ca, bin []byte
 	var err error
-	if need.Agent || need.GitGate {
+	if need.Agent || need.GitGate || need.Sidecar {
 		if ca, err = readExtraCA(opts.ExtraCA); err != nil {
 			return nil, err
 		}
@@ -146,7 +146,12 @@ func plans(opts Options, need Need) ([]plan, error) {
 		out = append(out, plan{
 			kind: "sidecar", tag: tag(opts.Tags.Sidecar, SidecarTag),
 			dockerfile: builtin("sidecar.Dockerfile"),
-			files:      []file{{name: "claude-bottle", mode: 0o755, data: bin}},
+			files: []file{
+				{name: "claude-bottle", mode: 0o755, data: bin},
+				// cred-proxy verifies its upstreams: the host's roots plus the
+				// extra CA (a corporate proxy re-signs their certificates too).
+				{name: "ca-certificates.crt", mode: 0o644, data: append(hostRoots(), ca...)},
+			},
 		})
 	}
 	if need.GitGate {
@@ -287,6 +292,24 @@ func checkStatic(path string) error {
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			return fmt.Errorf("%s is dynamically linked: %w", path, errNotStatic)
+		}
+	}
+	return nil
+}
+
+// hostRoots returns the host's CA bundle, or nil when none of the usual
+// places has one (the binary then falls back to its embedded roots).
+func hostRoots() []byte {
+	for _, p := range []string{
+		"/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine
+		"/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL
+		"/etc/ssl/cert.pem",                  // macOS, BSDs
+	} {
+		if b, err := os.ReadFile(p); err == nil && len(b) > 0 {
+			if b[len(b)-1] != '\n' {
+				b = append(b, '\n')
+			}
+			return b
 		}
 	}
 	return nil

@@ -3,10 +3,16 @@ package images
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"log/slog"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,7 +164,7 @@ func TestDockerfiles(t *testing.T) {
 			names = append(names, f.name)
 		}
 		slices.Sort(names)
-		want := map[string][]string{"agent": {"extra-ca.crt"}, "sidecar": {"claude-bottle"}, "git-gate": {"claude-bottle", "extra-ca.crt"}}[p.kind]
+		want := map[string][]string{"agent": {"extra-ca.crt"}, "sidecar": {"ca-certificates.crt", "claude-bottle"}, "git-gate": {"claude-bottle", "extra-ca.crt"}}[p.kind]
 		if !slices.Equal(names, want) {
 			t.Errorf("%s context files = %v, want %v", p.kind, names, want)
 		}
@@ -370,4 +376,40 @@ func run(t *testing.T, ctx context.Context, c *docker.Client, spec docker.Contai
 		t.Fatal(err)
 	}
 	return code, out.String()
+}
+
+// The sidecar image trusts the host's roots and the extra CA, so cred-proxy
+// can verify https upstreams from an image FROM scratch.
+func TestSidecarCABundle(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "corp proxy"}, IsCA: true,
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	extra := filepath.Join(t.TempDir(), "extra.pem")
+	if err := os.WriteFile(extra, []byte(pemText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := plans(Options{ExtraCA: extra, Binary: staticBinary(t, "ca")}, Need{Sidecar: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range ps[0].files {
+		if f.name == "ca-certificates.crt" {
+			if !strings.HasSuffix(string(f.data), pemText) {
+				t.Fatalf("bundle does not end with the extra CA")
+			}
+			if host := hostRoots(); host != nil && !strings.HasPrefix(string(f.data), string(host)) {
+				t.Fatalf("bundle does not start with the host roots")
+			}
+			return
+		}
+	}
+	t.Fatal("no ca-certificates.crt in the sidecar context")
 }

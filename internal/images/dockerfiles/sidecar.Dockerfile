@@ -2,5 +2,6 @@
 # started as "claude-bottle sidecar KIND ...".
 FROM scratch
 COPY claude-bottle /claude-bottle
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 USER 65532:65532
 ENTRYPOINT ["/claude-bottle"]
