@@ -3,6 +3,7 @@ package egress
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"strings"
 )
 
@@ -29,10 +30,13 @@ func newCanary(values []string) *canary {
 	c := &canary{}
 	seen := map[string]bool{}
 	add := func(list *[]canaryForm, s, enc string) {
-		if len(s) < minCanaryLen || seen[enc+"\x00"+s] {
+		// The list is part of the key: a value that is already lower case
+		// must still be on the folded list, or SK-… in another case passes.
+		key := fmt.Sprintf("%p\x00%s\x00%s", list, enc, s)
+		if len(s) < minCanaryLen || seen[key] {
 			return
 		}
-		seen[enc+"\x00"+s] = true
+		seen[key] = true
 		*list = append(*list, canaryForm{s, enc})
 	}
 	for _, v := range values {

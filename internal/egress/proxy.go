@@ -371,8 +371,16 @@ func canaryInRequest(c *canary, r *http.Request) (where, enc string, found bool)
 	if enc, ok := c.findHost(r.URL.Host); ok {
 		return "the URL host", enc, true
 	}
-	if enc, ok := c.findHost(r.Host); ok {
-		return "the Host header", enc, true
+	// net/http drops the Host header of an absolute-form request (r.Host
+	// is the URL's), so the raw head is where a Host header is read.
+	if hc, ok := r.Context().Value(headKey{}).(*headConn); ok {
+		if values, ok := hc.hostHeaders(); ok {
+			for _, v := range values {
+				if enc, ok := c.find(v); ok {
+					return "the Host header", enc, true
+				}
+			}
+		}
 	}
 	for k, vs := range r.Header {
 		if enc, ok := c.find(k); ok {
@@ -418,6 +426,15 @@ func checkHostHeader(r *http.Request, host string, port int) string {
 func (p *proxy) check(ctx context.Context, cfg *config, host string, allowPrivate bool) ([]netip.Addr, *failure) {
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
+	// localhost and its subdomains are loopback by definition (RFC 6761);
+	// the resolver is not asked (and a fully qualified "localhost." would
+	// skip /etc/hosts and fail instead of being refused for what it is).
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		if what := checkAddr(netip.MustParseAddr("127.0.0.1"), allowPrivate, cfg.private); what != "" {
+			return nil, &failure{http.StatusForbidden, "resolves to a " + what + " address"}
+		}
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
 	// Fully qualified, so no search domain is tried first.
 	answers, err := p.resolver.LookupIPAddr(ctx, host+".")
 	if err != nil {
