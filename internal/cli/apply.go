@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"time"
+
 	"github.com/claude-bottle/claude-bottle/internal/launch"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 	"github.com/claude-bottle/claude-bottle/internal/supervise"
@@ -12,5 +14,5 @@ func applier(g *globals) supervise.Applier {
 	if err != nil {
 		state = ""
 	}
-	return &launch.Applier{State: state, Getenv: g.getenv}
+	return &launch.Applier{State: state, Getenv: g.getenv, Confirm: 5 * time.Second}
 }

@@ -205,7 +205,7 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	if p.Spec.DerivedImage != "" {
 		unlock()
 		unlock = func() {}
-		if err := images.BuildWorkspace(ctx, c, g.log, p.Spec.Image, p.Spec.DerivedImage, wd, progress); err != nil {
+		if err := images.BuildWorkspace(ctx, c, g.log, p.Spec.Image, p.Spec.DerivedImage, wd, secretFiles(bottle), progress); err != nil {
 			return fmt.Errorf("--cwd: %w", err)
 		}
 		t.mark("workspace")
@@ -317,4 +317,29 @@ func rawTerminal(ctx context.Context, g *globals, c *docker.Client, id string) (
 		close(done)
 		_ = term.Restore(int(in.Fd()), old)
 	}, nil
+}
+
+// secretFiles lists the host files a bottle's manifest names as secrets:
+// --cwd never copies them into the agent's workspace.
+func secretFiles(b *manifest.Bottle) []string {
+	var out []string
+	add := func(c manifest.Credential) {
+		if c.File != "" {
+			out = append(out, c.File)
+		}
+	}
+	for _, r := range b.CredProxy.Routes {
+		for _, c := range r.Credentials {
+			add(c)
+		}
+	}
+	for _, r := range b.Git.Repos {
+		if r.Key != "" {
+			out = append(out, r.Key)
+		}
+		if r.Token != nil {
+			add(*r.Token)
+		}
+	}
+	return out
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/claude-bottle/claude-bottle/internal/credproxy"
 	"github.com/claude-bottle/claude-bottle/internal/egress"
 	"github.com/claude-bottle/claude-bottle/internal/gitgate"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
 	"github.com/claude-bottle/claude-bottle/internal/supervise"
 )
 
@@ -54,7 +55,8 @@ func newSidecarCmd(g *globals) *cobra.Command {
 			return gitgate.Run(c.Context(), logger("git-gate"), gitgate.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen})
 		}}),
 		flags(&cobra.Command{Use: "supervise", RunE: func(c *cobra.Command, _ []string) error {
-			return supervise.Run(c.Context(), logger("supervise"), supervise.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen})
+			return supervise.Run(c.Context(), logger("supervise"), supervise.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen,
+				CurrentConfigDir: stage.ContainerCurrentConfig})
 		}}),
 		&cobra.Command{Use: "git-gate-hook", Args: cobra.ArbitraryArgs, RunE: func(c *cobra.Command, args []string) error {
 			if code := gitgate.HookMain(c.Context(), g.stdin, g.stderr, os.Environ()); code != 0 {

@@ -199,11 +199,11 @@ func TestParseTarget(t *testing.T) {
 		want           Request
 		err            string
 	}{
-		{"CONNECT", "allowed.test:443", Request{"CONNECT", "allowed.test", 443}, ""},
+		{"CONNECT", "allowed.test:443", Request{Method: "CONNECT", Host: "allowed.test", Port: 443}, ""},
 		{"CONNECT", "allowed.test", Request{}, "missing port"},
-		{"GET", "http://allowed.test/x", Request{"GET", "allowed.test", 80}, ""},
-		{"GET", "HTTP://allowed.test:8080/x?y", Request{"GET", "allowed.test", 8080}, ""},
-		{"GET", "http://[::1]:80/", Request{"GET", "::1", 80}, ""},
+		{"GET", "http://allowed.test/x", Request{Method: "GET", Host: "allowed.test", Port: 80}, ""},
+		{"GET", "HTTP://allowed.test:8080/x?y", Request{Method: "GET", Host: "allowed.test", Port: 8080}, ""},
+		{"GET", "http://[::1]:80/", Request{Method: "GET", Host: "::1", Port: 80}, ""},
 		{"GET", "http://allowed.test@evil.test/", Request{}, errUserinfo.Error()},
 		{"GET", "http://user:pw@allowed.test/", Request{}, errUserinfo.Error()},
 		{"GET", "https://allowed.test/", Request{}, errScheme.Error()},

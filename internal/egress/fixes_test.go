@@ -42,3 +42,50 @@ func TestCanaryInHostHeader(t *testing.T) {
 		t.Fatal("the secret was echoed")
 	}
 }
+
+// A rule reserved for a sidecar serves that sidecar only: the agent gets
+// a refusal that says where to go instead.
+func TestDecideReservedRules(t *testing.T) {
+	p := &Policy{Rules: []Rule{
+		{Host: "api.anthropic.com", Port: 443, Client: "cred-proxy", Source: "route anthropic"},
+		{Host: "github.com", Port: 22, Client: "git-gate", Source: "git app"},
+		{Host: "github.com", Port: 443, Source: "manifest"},
+	}}
+	cases := []struct {
+		req    Request
+		allow  bool
+		reason string
+	}{
+		{Request{Method: "CONNECT", Host: "api.anthropic.com", Port: 443, Client: "cred-proxy"}, true, ""},
+		{Request{Method: "CONNECT", Host: "api.anthropic.com", Port: 443}, false, "reserved for the cred-proxy sidecar"},
+		{Request{Method: "CONNECT", Host: "api.anthropic.com", Port: 443, Client: "git-gate"}, false, "reserved for the cred-proxy sidecar"},
+		{Request{Method: "CONNECT", Host: "github.com", Port: 22, Client: "git-gate"}, true, ""},
+		{Request{Method: "CONNECT", Host: "github.com", Port: 22}, false, "port not in the allowlist"},
+		{Request{Method: "CONNECT", Host: "github.com", Port: 443}, true, ""},
+	}
+	for _, tc := range cases {
+		v := Decide(p, tc.req)
+		if v.Allow != tc.allow || !strings.Contains(v.Reason, tc.reason) {
+			t.Errorf("%+v: %+v", tc.req, v)
+		}
+	}
+}
+
+// The proxy tells sidecars from the agent by address, as the bottle's DNS
+// names them; a failed lookup leaves the reserved rules closed.
+func TestProxyReservedForSidecarAddress(t *testing.T) {
+	pol := &Policy{Rules: []Rule{{Host: "upstream.test", Port: 443, Client: "cred-proxy"}}}
+	h := newHarness(t, pol, nil, map[string][][]string{"upstream.test": {{"93.184.216.34"}}, "cred-proxy": {{"10.9.9.9"}}})
+	// The test client connects from 127.0.0.1, which is not cred-proxy.
+	resp, body, _, _ := h.connect("upstream.test:443")
+	if resp.StatusCode != 403 || !strings.Contains(body, "reserved for the cred-proxy sidecar") {
+		t.Fatalf("agent use of a reserved rule: %d %q", resp.StatusCode, body)
+	}
+	h2 := newHarness(t, pol, nil, map[string][][]string{"upstream.test": {{"127.0.0.1"}}, "cred-proxy": {{"127.0.0.1"}}})
+	if role := h2.p.clientRole(t.Context(), h2.p.cfg.Load(), "127.0.0.1:5555"); role != "cred-proxy" {
+		t.Fatalf("role %q", role)
+	}
+	if role := h2.p.clientRole(t.Context(), h2.p.cfg.Load(), "127.0.0.2:5555"); role != "" {
+		t.Fatalf("role for another address %q", role)
+	}
+}

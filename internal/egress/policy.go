@@ -31,6 +31,11 @@ type Rule struct {
 	// Source says where the rule came from: "manifest", "route NAME",
 	// "git REPO", "supervise ID". Shown in logs and current-config.
 	Source string `json:"source,omitempty"`
+	// Client reserves the rule for one sidecar ("cred-proxy", "git-gate"):
+	// only connections from that sidecar's address may use it. A route's
+	// upstream is for cred-proxy, which injects the token; the agent
+	// reaching it directly would skip that. "" means anyone in the bottle.
+	Client string `json:"client,omitempty"`
 }
 
 // Secrets is egress/secrets.json: credential values the canary refuses to
@@ -47,6 +52,10 @@ type Request struct {
 	Host   string
 	// Port 0 means the default port: 443 for CONNECT, 80 otherwise.
 	Port int
+	// Client is the sidecar the request comes from ("cred-proxy",
+	// "git-gate"), as the proxy established from its address; "" for the
+	// agent or anyone else.
+	Client string
 }
 
 // Verdict is Decide's answer. The zero value refuses.
@@ -99,8 +108,13 @@ func Decide(p *Policy, req Request) Verdict {
 		return Verdict{Reason: reasonInvalidPort}
 	}
 	hostMatched := false
+	reserved := ""
 	for _, r := range p.Rules {
 		if !matchHost(r.Host, host) {
+			continue
+		}
+		if r.Client != "" && r.Client != req.Client {
+			reserved = r.Client
 			continue
 		}
 		hostMatched = true
@@ -114,6 +128,9 @@ func Decide(p *Policy, req Request) Verdict {
 	}
 	if hostMatched {
 		return Verdict{Reason: reasonWrongPort}
+	}
+	if reserved != "" {
+		return Verdict{Reason: "reserved for the " + reserved + " sidecar: reach it through " + reserved + ", which holds its credentials"}
 	}
 	return Verdict{Reason: reasonNotAllowed}
 }

@@ -61,6 +61,7 @@ func newConfig(p *Policy, s *Secrets) *config {
 // proxy is the allowlist proxy: CONNECT tunnels and absolute-form plain
 // HTTP, each decided by Decide just before the dial.
 type proxy struct {
+	clients      clientCache
 	log          *slog.Logger
 	audit        *audit.Log
 	resolver     Resolver
@@ -165,6 +166,7 @@ func (p *proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 	host := normalizeHost(req.Host)
 	ev.Host, ev.Port = host, req.Port
 	shown := "CONNECT " + net.JoinHostPort(host, strconv.Itoa(req.Port))
+	req.Client = p.clientRole(r.Context(), cfg, r.RemoteAddr)
 	v := Decide(cfg.policy, req)
 	if !v.Allow {
 		p.refuse(w, ev, start, failure{http.StatusForbidden, v.Reason}, shown)
@@ -314,6 +316,7 @@ func (p *proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, ev, start, failure{http.StatusForbidden, reason}, shown)
 		return
 	}
+	req.Client = p.clientRole(r.Context(), cfg, r.RemoteAddr)
 	v := Decide(cfg.policy, req)
 	if !v.Allow {
 		p.refuse(w, ev, start, failure{http.StatusForbidden, v.Reason}, shown)

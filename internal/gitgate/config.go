@@ -117,7 +117,7 @@ func (c Config) Validate(allowFile bool) error {
 	return nil
 }
 
-var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/-][^\s]*$`)
+var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^-\s][^\s]*$`)
 
 // upstreamKind classifies an upstream as ssh, https, http or file. Anything
 // git would interpret as another transport (ext::, fd::, a leading "-") is

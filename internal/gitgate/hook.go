@@ -140,11 +140,12 @@ func HookMain(ctx context.Context, stdin io.Reader, stderr io.Writer, env []stri
 	if _, err := runGit(cctx, gitPath, "", pushEnv, args...); err != nil {
 		msg := err.Error()
 		for _, d := range decisions {
-			pushEvent(d, "error", "upstream refused: "+truncate(msg, 500))
+			pushEvent(d, "error", "push to upstream failed: "+truncate(msg, 500))
 		}
-		fmt.Fprintf(stderr, "git-gate: upstream %s refused the push; nothing was stored:\n", repo.Upstream)
+		// Refused or unreachable: either way nothing was stored.
+		fmt.Fprintf(stderr, "git-gate: the push to upstream %s failed; nothing was stored:\n", repo.Upstream)
 		for _, line := range strings.Split(msg, "\n") {
-			fmt.Fprintf(stderr, "git-gate:   %s\n", line)
+			fmt.Fprintf(stderr, "git-gate:   %s\n", strings.TrimRight(line, "\r"))
 		}
 		return 1
 	}

@@ -23,6 +23,8 @@ type ignoreRule struct {
 type ignorer struct {
 	rules    []ignoreRule
 	negation bool
+	// never holds relative paths left out whatever the rules say.
+	never map[string]bool
 }
 
 func parseIgnore(text string) *ignorer {

@@ -73,15 +73,17 @@ func TestBuildWorkspace(t *testing.T) {
 
 	dir := t.TempDir()
 	files := map[string]string{
-		".claude-bottle-ignore": "secret.env\nnode_modules\n**/*.log\n!keep/important.log\n",
-		".dockerignore":         "main.go\n", // ignored: .claude-bottle-ignore wins
-		"main.go":               "package main\n",
-		"secret.env":            "TOKEN=x\n",
-		"node_modules/a/b.js":   "x\n",
-		"sub/notes.txt":         "n\n",
-		"sub/debug.log":         "d\n",
-		"keep/important.log":    "i\n",
-		"keep/other.log":        "o\n",
+		".claude-bottle-ignore": "secret.env\nnode_modules\n**/*.log\n!keep/important.log\n!deploy_key\n",
+		// A secret the manifest names: never copied, not even re-included by "!".
+		"deploy_key":          "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+		".dockerignore":       "main.go\n", // ignored: .claude-bottle-ignore wins
+		"main.go":             "package main\n",
+		"secret.env":          "TOKEN=x\n",
+		"node_modules/a/b.js": "x\n",
+		"sub/notes.txt":       "n\n",
+		"sub/debug.log":       "d\n",
+		"keep/important.log":  "i\n",
+		"keep/other.log":      "o\n",
 	}
 	for name, body := range files {
 		p := filepath.Join(dir, name)
@@ -96,7 +98,7 @@ func TestBuildWorkspace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := BuildWorkspace(ctx, c, testLog(t), "debian:bookworm-slim", tag, dir, nil); err != nil {
+	if err := BuildWorkspace(ctx, c, testLog(t), "debian:bookworm-slim", tag, dir, []string{filepath.Join(dir, "deploy_key")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	labels, _, err := c.ImageLabels(ctx, tag)
@@ -124,7 +126,7 @@ func TestBuildWorkspaceMissingDir(t *testing.T) {
 	defer cancel()
 	tag := prefix(t) + "-ws:test"
 	removeImageAtCleanup(t, c, tag)
-	err := BuildWorkspace(ctx, c, testLog(t), "debian:bookworm-slim", tag, filepath.Join(t.TempDir(), "nothere"), nil)
+	err := BuildWorkspace(ctx, c, testLog(t), "debian:bookworm-slim", tag, filepath.Join(t.TempDir(), "nothere"), nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "nothere") {
 		t.Fatalf("err = %v, want one naming the missing dir", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/claude-bottle/claude-bottle/internal/docker"
 )
@@ -16,12 +17,20 @@ import (
 // BuildWorkspace builds tag: base with dir copied to /workspace, owned by
 // the agent user (uid 1000). Paths matched by dir's .claude-bottle-ignore
 // (or, without one, its .dockerignore) are left out. Build output goes to
-// progress (nil discards).
-func BuildWorkspace(ctx context.Context, c *docker.Client, log *slog.Logger, base, tag, dir string, progress io.Writer) error {
+// progress (nil discards). secrets are host files that must never enter
+// the image whatever the ignore file says (a deploy key, a token file the
+// manifest names): any of them under dir is left out.
+func BuildWorkspace(ctx context.Context, c *docker.Client, log *slog.Logger, base, tag, dir string, secrets []string, progress io.Writer) error {
 	op := "build workspace image " + tag
 	ig, ignoreFile, err := loadIgnore(dir)
 	if err != nil {
 		return fmt.Errorf("%s: read ignore file: %w", op, err)
+	}
+	ig.never = map[string]bool{}
+	for _, s := range secrets {
+		if rel, err := filepath.Rel(dir, s); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+			ig.never[filepath.ToSlash(rel)] = true
+		}
 	}
 	log.Info("building workspace image", "image", tag, "base", base, "dir", dir, "ignore_file", ignoreFile)
 	dockerfile := fmt.Sprintf("FROM %s\nCOPY --chown=1000:1000 workspace/ /workspace/\n", base)
@@ -70,6 +79,9 @@ func writeWorkspaceTar(w io.Writer, dockerfile []byte, dir string, ig *ignorer) 
 			return err
 		}
 		rel = filepath.ToSlash(rel)
+		if ig.never[rel] {
+			return nil
+		}
 		if ig.excluded(rel) {
 			// With a "!" rule something below may come back, so keep walking.
 			if d.IsDir() && !ig.negation {

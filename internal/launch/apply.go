@@ -11,7 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/claude-bottle/claude-bottle/internal/audit"
 	"github.com/claude-bottle/claude-bottle/internal/credproxy"
 	"github.com/claude-bottle/claude-bottle/internal/egress"
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
@@ -27,6 +29,10 @@ import (
 type Applier struct {
 	State  string
 	Getenv func(string) string
+	// Confirm, when not zero, is how long Apply waits for the sidecars to
+	// log that they reloaded the change, so the decision the agent reads
+	// never runs ahead of the live policy. Zero does not wait (no sidecar).
+	Confirm time.Duration
 }
 
 // Apply implements supervise.Applier.
@@ -109,10 +115,42 @@ func (a *Applier) addRules(dir string, rules ...egress.Rule) error {
 			pol.Rules = append(pol.Rules, r)
 		}
 	}
+	since := time.Now()
 	if err := writeOwned(path, pol, 0o600); err != nil {
 		return err
 	}
-	return a.refreshCurrentConfig(dir, pol.Rules)
+	if err := a.refreshCurrentConfig(dir, pol.Rules); err != nil {
+		return err
+	}
+	return a.confirm(dir, "egress", since)
+}
+
+// confirm waits until sidecar logs a reload after since: the change is
+// then in force. A reload that failed is reported with the sidecar's reason.
+func (a *Applier) confirm(dir, sidecar string, since time.Time) error {
+	if a.Confirm == 0 {
+		return nil
+	}
+	logFile := filepath.Join(stage.LogDir(a.State, filepath.Base(dir)), sidecar+".jsonl")
+	deadline := time.Now().Add(a.Confirm)
+	for {
+		if b, err := os.ReadFile(logFile); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				var ev audit.Event
+				if json.Unmarshal([]byte(line), &ev) != nil || ev.Kind != "reload" || ev.Time.Before(since) {
+					continue
+				}
+				if ev.Verdict == "allow" {
+					return nil
+				}
+				return fmt.Errorf("%s kept its previous configuration: %s", sidecar, ev.Reason)
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not confirm the change within %s (is the bottle still running?); the decision was not written", sidecar, a.Confirm)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (a *Applier) addRoute(ctx context.Context, dir string, req supervise.Request, opts supervise.ApplyOptions) error {
@@ -161,14 +199,18 @@ func (a *Applier) addRoute(ctx context.Context, dir string, req supervise.Reques
 	if err := writeOwned(secPath, sec, 0o400); err != nil {
 		return err
 	}
+	since := time.Now()
 	if err := writeOwned(routesPath, cfg, 0o600); err != nil {
+		return err
+	}
+	if err := a.confirm(dir, "cred-proxy", since); err != nil {
 		return err
 	}
 	port := 443
 	if p := u.Port(); p != "" {
 		port, _ = strconv.Atoi(p)
 	}
-	if err := a.addRules(dir, egress.Rule{Host: u.Hostname(), Port: port, Source: "route " + name}); err != nil {
+	if err := a.addRules(dir, egress.Rule{Host: u.Hostname(), Port: port, Source: "route " + name, Client: "cred-proxy"}); err != nil {
 		return err
 	}
 	// The agent's view of its routes.

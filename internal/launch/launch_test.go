@@ -271,3 +271,33 @@ func TestApplyPersist(t *testing.T) {
 		t.Fatalf("live policy %+v", pol.Rules)
 	}
 }
+
+// With Confirm set, Apply returns only once the sidecar logged a reload
+// after the change; a reload error or silence is an error.
+func TestApplyWaitsForReload(t *testing.T) {
+	p := testPlan(t)
+	state := t.TempDir()
+	dir := stage.InstanceDir(state, p.Instance)
+	env := envOf(map[string]string{"ANTHROPIC_API_KEY": "sk-real-token-123456"})
+	if err := Prepare(context.Background(), p, dir, stage.LogDir(state, p.Instance), "", env); err != nil {
+		t.Fatal(err)
+	}
+	a := &Applier{State: state, Getenv: env, Confirm: 300 * time.Millisecond}
+	req := supervise.Request{ID: "r-1", Kind: supervise.KindEgress, Egress: &supervise.EgressAsk{Host: "example.org", Port: 443}}
+	if err := a.Apply(context.Background(), p.Instance, req, supervise.ApplyOptions{}); err == nil || !strings.Contains(err.Error(), "did not confirm") {
+		t.Fatalf("no sidecar: %v", err)
+	}
+	logFile := filepath.Join(stage.LogDir(state, p.Instance), "egress.jsonl")
+	a.Confirm = 5 * time.Second
+	done := make(chan error, 1)
+	go func() {
+		req.Egress.Host = "example.net"
+		done <- a.Apply(context.Background(), p.Instance, req, supervise.ApplyOptions{})
+	}()
+	// Stamped ahead, so it counts whenever Apply took its starting time.
+	line := fmt.Sprintf(`{"time":%q,"sidecar":"egress","kind":"reload","verdict":"allow"}`+"\n", time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano))
+	os.WriteFile(logFile, []byte(line), 0o600)
+	if err := <-done; err != nil {
+		t.Fatalf("confirmed reload: %v", err)
+	}
+}

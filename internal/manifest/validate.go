@@ -24,7 +24,7 @@ var (
 	// scp-like git URLs: user@host:path, as git-gate accepts them. Neither
 	// host nor path may start with "-", so ssh and git never read them as
 	// options.
-	scpRE = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9][A-Za-z0-9.-]*:[^/\s-]\S*$`)
+	scpRE = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9][A-Za-z0-9.-]*:[^\s-]\S*$`)
 	// Route paths are compared byte for byte, so they hold plain segments
 	// only (the same rule cred-proxy applies to routes.json).
 	routePathRE = regexp.MustCompile(`^/([A-Za-z0-9_~-][A-Za-z0-9._~-]*/)+$`)

@@ -139,12 +139,12 @@ func allowlist(b *manifest.Bottle) []egress.Rule {
 	}
 	for _, r := range b.CredProxy.Routes {
 		if u, err := url.Parse(r.Upstream); err == nil {
-			add(egress.Rule{Host: u.Hostname(), Port: portOf(u), AllowPrivate: privateAllowed(b, u.Hostname()), Source: "route " + r.Name})
+			add(egress.Rule{Host: u.Hostname(), Port: portOf(u), AllowPrivate: privateAllowed(b, u.Hostname()), Source: "route " + r.Name, Client: RoleCredProxy})
 		}
 	}
 	for _, r := range b.Git.Repos {
 		if host, port := gitHostPort(r.Upstream); host != "" {
-			add(egress.Rule{Host: host, Port: port, AllowPrivate: privateAllowed(b, host), Source: "git " + r.Name})
+			add(egress.Rule{Host: host, Port: port, AllowPrivate: privateAllowed(b, host), Source: "git " + r.Name, Client: RoleGitGate})
 		}
 	}
 	return out
@@ -282,6 +282,11 @@ func agentEnv(a *manifest.Agent, s *Spec) []EnvVar {
 			EnvVar{Name: "DISABLE_TELEMETRY", Value: "1"},
 			EnvVar{Name: "DISABLE_AUTOUPDATER", Value: "1"},
 		)
+	}
+	if s.Supervise {
+		// get_request may wait up to 300 s for a person: Claude Code's own
+		// MCP tool timeout must outlast it.
+		wiring = append(wiring, EnvVar{Name: "MCP_TOOL_TIMEOUT", Value: "330000"})
 	}
 	if len(s.Repos) > 0 {
 		// Rewrite each upstream URL to the gate, so the real remote URLs

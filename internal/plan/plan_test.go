@@ -171,7 +171,7 @@ func TestGitAddsGateAndRules(t *testing.T) {
 	}
 	found := false
 	for _, r := range p.Spec.Allowlist {
-		if r.Host == "github.com" && r.Port == 22 && r.Source == "git app" {
+		if r.Host == "github.com" && r.Port == 22 && r.Source == "git app" && r.Client == RoleGitGate {
 			found = true
 		}
 	}

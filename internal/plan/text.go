@@ -39,6 +39,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 		if r.AllowPrivate {
 			priv = ", private addresses allowed"
 		}
+		if r.Client != "" {
+			priv += ", " + r.Client + " only"
+		}
 		fmt.Fprintf(&b, "  %-36s %-7s %s%s\n", r.Host, port, r.Source, priv)
 	}
 	if len(s.Allowlist) == 0 {

@@ -130,7 +130,8 @@ func Decide(ctx context.Context, state, instance, id, verdict, message string, a
 		return fmt.Errorf("request %s already has a decision file", id)
 	}
 
-	al, f, err := audit.Open(filepath.Join(dir, stage.LogsDir), instance, "host")
+	// The instance's decision log, which outlives the instance.
+	al, f, err := audit.Open(stage.LogDir(state, instance), instance, "host")
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}

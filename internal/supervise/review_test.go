@@ -132,7 +132,7 @@ func TestDecide(t *testing.T) {
 			if d != nil && (d.Verdict != c.verdict || d.Message != "msg") {
 				t.Fatalf("decision %+v", d)
 			}
-			log, _ := os.ReadFile(filepath.Join(stage.InstanceDir(state, "inst"), stage.LogsDir, "host.jsonl"))
+			log, _ := os.ReadFile(filepath.Join(stage.LogDir(state, "inst"), "host.jsonl"))
 			if c.wantFile && !strings.Contains(string(log), `"kind":"decision"`) {
 				t.Fatalf("no decision audited: %q", log)
 			}
