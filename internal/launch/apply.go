@@ -173,7 +173,7 @@ func (a *Applier) addRoute(ctx context.Context, dir string, req supervise.Reques
 	}
 	tok, err := ResolveCredential(ctx, cred, a.Getenv)
 	if err != nil {
-		return fmt.Errorf("token for route %s: %s: %v", req.Route.Service, describe(cred), err)
+		return fmt.Errorf("token for route %s: %s: %v", req.Route.Service, cred.Describe(), err)
 	}
 	name := req.Route.Service
 	var cfg credproxy.Config

@@ -52,7 +52,7 @@ func ResolveCredential(ctx context.Context, c manifest.Credential, getenv func(s
 		return "", errNoValue
 	}
 	if strings.ContainsAny(v, "\r\n\x00") {
-		return "", fmt.Errorf("token from %s holds a line break or NUL", describe(c))
+		return "", fmt.Errorf("token from %s holds a line break or NUL", c.Describe())
 	}
 	return v, nil
 }
@@ -68,21 +68,9 @@ func resolveFirst(ctx context.Context, what string, creds []manifest.Credential,
 		if !errors.Is(err, errNoValue) {
 			return "", c, fmt.Errorf("%s: %w", what, err)
 		}
-		tried = append(tried, describe(c))
+		tried = append(tried, c.Describe())
 	}
 	return "", manifest.Credential{}, fmt.Errorf("%s has no token: set %s on the host", what, strings.Join(tried, " or "))
-}
-
-func describe(c manifest.Credential) string {
-	switch {
-	case c.Env != "":
-		return "$" + c.Env
-	case c.File != "":
-		return "the file " + c.File
-	case len(c.Command) > 0:
-		return "the output of `" + strings.Join(c.Command, " ") + "`"
-	}
-	return "a source"
 }
 
 func firstLine(s string) string {

@@ -109,7 +109,7 @@ func Prepare(ctx context.Context, p *plan.Plan, dir, logDir, manifestPath string
 			if r.Token != nil {
 				tok, err := ResolveCredential(ctx, *r.Token, getenv)
 				if err != nil {
-					return fmt.Errorf("repository %q token: set %s on the host (%v)", r.Name, describe(*r.Token), err)
+					return fmt.Errorf("repository %q token: set %s on the host (%v)", r.Name, r.Token.Describe(), err)
 				}
 				secrets = append(secrets, tok)
 				if err := stage.WriteFile(filepath.Join(dir, stage.GitGateDir, "tokens", r.Name), []byte(tok), 0o400); err != nil {

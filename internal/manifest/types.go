@@ -2,6 +2,8 @@
 // decoding with file:line:column errors, defaults, and cross-field validation.
 package manifest
 
+import "strings"
+
 // Manifest is a decoded, defaulted and validated claude-bottle.yaml.
 type Manifest struct {
 	// Version is the manifest format version; 0 means 1.
@@ -153,4 +155,18 @@ type PushPolicy struct {
 	Force    bool     `yaml:"force,omitempty" json:"force,omitempty"`
 	Delete   bool     `yaml:"delete,omitempty" json:"delete,omitempty"`
 	Tags     bool     `yaml:"tags,omitempty" json:"tags,omitempty"`
+}
+
+// Describe names where a credential comes from, for a person: "$NAME",
+// "the file PATH", "the output of `CMD`". It never holds the value.
+func (c Credential) Describe() string {
+	switch {
+	case c.Env != "":
+		return "$" + c.Env
+	case c.File != "":
+		return "the file " + c.File
+	case len(c.Command) > 0:
+		return "the output of `" + strings.Join(c.Command, " ") + "`"
+	}
+	return "no source"
 }

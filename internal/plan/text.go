@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/claude-bottle/claude-bottle/internal/manifest"
 )
 
 // WriteJSON prints the plan for scripts.
@@ -55,7 +53,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 		for _, r := range s.Routes {
 			var srcs []string
 			for _, c := range r.Credentials {
-				srcs = append(srcs, credSource(c))
+				srcs = append(srcs, c.Describe())
 			}
 			role := ""
 			if r.Role != "" {
@@ -102,18 +100,6 @@ func (p *Plan) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func credSource(c manifest.Credential) string {
-	switch {
-	case c.Env != "":
-		return "$" + c.Env
-	case c.File != "":
-		return "file " + c.File
-	case len(c.Command) > 0:
-		return "`" + strings.Join(c.Command, " ") + "`"
-	}
-	return "nothing"
 }
 
 func pushText(r Repo) string {
