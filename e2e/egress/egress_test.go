@@ -409,12 +409,11 @@ func TestAdversarialEgress(t *testing.T) {
 			want: []string{"code=403", "(secret canary)"}, deny: canaryURL("(base64) appeared in the X-Data header")},
 		{name: "canary-basic-auth", cmd: `hc -u 'agent:` + token + `' http://allowed.test:8080/`,
 			want: []string{"code=403", "(secret canary)"}, deny: canaryURL("(base64) appeared in the Authorization header")},
-		// net/http drops the Host header of an absolute-form request, so
-		// the canary never sees it; the Host check refuses it instead, and
-		// neither the answer nor the log repeats the value.
+		// The canary reads the raw Host header (net/http drops it from an
+		// absolute-form request); neither the answer nor the log repeats it.
 		{name: "canary-host-header", cmd: `hc -H 'Host: ` + token + `.allowed.test:8080' http://allowed.test:8080/`,
-			want: []string{"code=403", "host header mismatch"}, not: []string{token},
-			deny: &denyLine{kind: "http", host: "allowed.test", port: 8080, reason: "host header mismatch"}},
+			want: []string{"code=403", "(secret canary)"}, not: []string{token},
+			deny: canaryURL("(raw) appeared in the Host header")},
 		{name: "canary-connect-label", cmd: `hc -k https://` + token + `.allowed.test:8443/`, want: []string{"connect=403"},
 			deny: &denyLine{kind: "connect", noHost: true, reason: "secret canary", detail: "(raw) appeared in the CONNECT target"}},
 		{name: "canary-connect-split-labels", cmd: `hc -k https://` + split + `.allowed.test:8443/`, want: []string{"connect=403"},

@@ -138,7 +138,9 @@ func (l *Launcher) createNetworks(ctx context.Context, nets []plan.Network) erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = l.Docker.CreateNetwork(ctx, docker.NetworkSpec{Name: n.Name, Internal: n.Internal, Labels: n.Labels})
+			sctx, cancel := settle(ctx)
+			defer cancel()
+			_, errs[i] = l.Docker.CreateNetwork(sctx, docker.NetworkSpec{Name: n.Name, Internal: n.Internal, Labels: n.Labels})
 		}()
 	}
 	wg.Wait()
@@ -164,11 +166,22 @@ func (l *Launcher) createAgent(ctx context.Context, dir string, p *plan.Plan, ag
 	spec.OpenStdin = true
 	spec.StdinOnce = true
 	spec.Init = true
-	id, err := l.Docker.CreateContainer(ctx, spec)
+	sctx, cancel := settle(ctx)
+	defer cancel()
+	id, err := l.Docker.CreateContainer(sctx, spec)
 	if err != nil {
 		return "", nil, fmt.Errorf("create agent container: %w", err)
 	}
-	return id, missing, nil
+	return id, missing, ctx.Err()
+}
+
+// settle gives an engine call that creates something a context that
+// Ctrl-C does not cut short. A create whose request is abandoned midway may
+// still complete in the engine, after teardown has listed what to remove:
+// letting it finish (bounded) means teardown sees everything. The caller
+// checks ctx afterwards.
+func settle(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 }
 
 // spec turns a planned container into an engine spec.
@@ -197,9 +210,14 @@ func (l *Launcher) spec(dir string, c plan.Container) docker.ContainerSpec {
 }
 
 func (l *Launcher) startSidecar(ctx context.Context, dir string, c plan.Container, started func()) error {
-	id, err := l.Docker.CreateContainer(ctx, l.spec(dir, c))
+	sctx, cancel := settle(ctx)
+	id, err := l.Docker.CreateContainer(sctx, l.spec(dir, c))
+	cancel()
 	if err != nil {
 		return fmt.Errorf("create %s sidecar: %w", c.Role, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if err := l.Docker.StartContainer(ctx, id); err != nil {
 		return fmt.Errorf("start %s sidecar: %w", c.Role, err)
