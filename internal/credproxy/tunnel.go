@@ -22,6 +22,12 @@ import (
 func upstreamTransport(getenv func(string) string) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
+	// Every agent request goes to one of a few upstreams: keep enough idle
+	// connections (and tunnels) per host that concurrent requests reuse
+	// them instead of dialing (through egress) each time. The default of 2
+	// made 64 concurrent clients open a connection for most requests.
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 256
 	var proxy string
 	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
 		if v := getenv(k); v != "" {
