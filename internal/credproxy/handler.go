@@ -1,15 +1,18 @@
 package credproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -53,6 +56,9 @@ type reqState struct {
 
 type stateKey struct{}
 
+// smallBody is the largest response body scrubbed whole rather than streamed.
+const smallBody = 1 << 20
+
 // NewHandler builds a Handler over routes. A nil transport means a clone of
 // http.DefaultTransport that reaches upstreams through CONNECT tunnels to
 // $HTTPS_PROXY (upstreamTransport). The
@@ -68,9 +74,12 @@ func NewHandler(log *slog.Logger, alog *audit.Log, routes []LoadedRoute, transpo
 	}
 	h := &Handler{log: log, audit: alog}
 	h.proxy = &httputil.ReverseProxy{
-		Rewrite:        h.rewrite,
-		Transport:      transport,
-		FlushInterval:  -1,
+		Rewrite:   h.rewrite,
+		Transport: transport,
+		// 0: ReverseProxy still flushes event streams and bodies of
+		// unknown length at once (every scrubbed stream is one), and
+		// whole small bodies go out in one write.
+		FlushInterval:  0,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -266,6 +275,22 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	}
 	scrubHeader(resp.Header, st.scrub)
 	if resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		return nil
+	}
+	// A small body of known length is scrubbed whole and keeps an exact
+	// Content-Length: one write to the agent, no per-chunk flushing.
+	// Streams (SSE, unknown length, large bodies) are scrubbed as they pass.
+	if resp.ContentLength >= 0 && resp.ContentLength <= smallBody && len(resp.Trailer) == 0 &&
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, smallBody+1))
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		b = []byte(st.scrub.String(string(b)))
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 		return nil
 	}
 	// Redaction changes the length, so the agent gets a chunked body.

@@ -305,41 +305,50 @@ func TestScrubsReflectedToken(t *testing.T) {
 		{"query escape", url.QueryEscape},
 		{"path escape", url.PathEscape},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-				// Reflect the injected credential, the way a debug endpoint might.
-				echoed := tt.echo(r.Header.Get("X-Api-Key"))
-				w.Header().Set("X-Echo", "key="+echoed)
-				w.Header().Add("Set-Cookie", "k="+echoed)
-				w.Header().Set("Content-Length", fmt.Sprint(len("start  end\n")+len(echoed)))
-				half := len(echoed) / 2
-				_, _ = io.WriteString(w, "start "+echoed[:half])
-				w.(http.Flusher).Flush() // the token is split across chunks
-				_, _ = io.WriteString(w, echoed[half:]+" end\n")
+	// known: the upstream sends a Content-Length, and the body is scrubbed
+	// whole; otherwise it is chunked and scrubbed as a stream.
+	for _, known := range []bool{true, false} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/known-length=%v", tt.name, known), func(t *testing.T) {
+				up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+					// Reflect the injected credential, the way a debug endpoint might.
+					echoed := tt.echo(r.Header.Get("X-Api-Key"))
+					w.Header().Set("X-Echo", "key="+echoed)
+					w.Header().Add("Set-Cookie", "k="+echoed)
+					if known {
+						w.Header().Set("Content-Length", fmt.Sprint(len("start  end\n")+len(echoed)))
+					}
+					half := len(echoed) / 2
+					_, _ = io.WriteString(w, "start "+echoed[:half])
+					w.(http.Flusher).Flush() // the token is split across chunks
+					_, _ = io.WriteString(w, echoed[half:]+" end\n")
+				})
+				p := newProxy(t, lr("anthropic", "/anthropic/", up.URL, "x-api-key", "{token}", tok))
+				resp, err := http.Get(p.URL + "/anthropic/debug")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(body) != "start "+Redacted+" end\n" {
+					t.Errorf("body = %q", body)
+				}
+				if known && (resp.ContentLength != int64(len(body)) || resp.Header.Get("Content-Length") != fmt.Sprint(len(body))) {
+					t.Errorf("Content-Length %d for a scrubbed body of %d bytes", resp.ContentLength, len(body))
+				}
+				if !known && (resp.ContentLength != -1 || resp.Header.Get("Content-Length") != "") {
+					t.Errorf("a stream got a Content-Length: %d", resp.ContentLength)
+				}
+				if resp.Header.Get("X-Echo") != "key="+Redacted || resp.Header.Get("Set-Cookie") != "k="+Redacted {
+					t.Errorf("headers = %v", resp.Header)
+				}
+				all := fmt.Sprint(resp.Header, string(body))
+				assertNoToken(t, "response", all, tok)
 			})
-			p := newProxy(t, lr("anthropic", "/anthropic/", up.URL, "x-api-key", "{token}", tok))
-			resp, err := http.Get(p.URL + "/anthropic/debug")
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(body) != "start "+Redacted+" end\n" {
-				t.Errorf("body = %q", body)
-			}
-			if resp.ContentLength != -1 || resp.Header.Get("Content-Length") != "" {
-				t.Errorf("Content-Length survived scrubbing: %d", resp.ContentLength)
-			}
-			if resp.Header.Get("X-Echo") != "key="+Redacted || resp.Header.Get("Set-Cookie") != "k="+Redacted {
-				t.Errorf("headers = %v", resp.Header)
-			}
-			all := fmt.Sprint(resp.Header, string(body))
-			assertNoToken(t, "response", all, tok)
-		})
+		}
 	}
 }
 

@@ -1,8 +1,13 @@
 package egress
 
 import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A token that is already lower case is caught in any other case too.
@@ -87,5 +92,70 @@ func TestProxyReservedForSidecarAddress(t *testing.T) {
 	}
 	if role := h2.p.clientRole(t.Context(), h2.p.cfg.Load(), "127.0.0.2:5555"); role != "" {
 		t.Fatalf("role for another address %q", role)
+	}
+}
+
+// A kept-alive client connection carries several requests, each checked
+// on its own head: two allowed ones, then a Host mismatch, refused (and
+// the connection closed after the refusal).
+func TestKeepAliveRequestsCheckedEach(t *testing.T) {
+	h := newHarness(t, testPolicy(), nil, testAnswers())
+	newHTTPUpstream(t, h)
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	send := func(head string) (int, string) {
+		t.Helper()
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if code, body := send("GET http://allowed.test/one HTTP/1.1\r\nHost: allowed.test\r\n\r\n"); code != 200 || body != "hello allowed.test /one" {
+		t.Fatalf("first: %d %q", code, body)
+	}
+	if code, body := send("GET http://allowed.test/two HTTP/1.1\r\nHost: allowed.test\r\n\r\n"); code != 200 || body != "hello allowed.test /two" {
+		t.Fatalf("second: %d %q", code, body)
+	}
+	if code, body := send("GET http://allowed.test/three HTTP/1.1\r\nHost: evil.test\r\n\r\n"); code != 403 || !strings.Contains(body, "host header mismatch") {
+		t.Fatalf("third (mismatch): %d %q", code, body)
+	}
+}
+
+// Pipelined requests cannot be checked one head at a time: the second is
+// refused rather than forwarded unchecked.
+func TestPipelinedSecondRequestRefused(t *testing.T) {
+	h := newHarness(t, testPolicy(), nil, testAnswers())
+	newHTTPUpstream(t, h)
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET http://allowed.test/a HTTP/1.1\r\nHost: allowed.test\r\n\r\nGET http://allowed.test/b HTTP/1.1\r\nHost: evil.test\r\n\r\n")
+	br := bufio.NewReader(c)
+	var codes []int
+	for i := 0; i < 2; i++ {
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			break
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+	if len(codes) == 2 && codes[1] == 200 {
+		t.Fatalf("pipelined request with a mismatched Host was forwarded: %v", codes)
 	}
 }

@@ -20,9 +20,13 @@ func (l headListener) Accept() (net.Conn, error) {
 	return &headConn{Conn: c}, nil
 }
 
-// headConn keeps a copy of the first request head read from the connection:
-// net/http deletes the Host header from a request whose target is an
-// absolute URL, and the proxy wants to compare the two.
+// headConn keeps a copy of the current request head read from the
+// connection: net/http deletes the Host header from a request whose target
+// is an absolute URL, and the proxy wants to compare the two. The handler
+// calls next when it is done, so the following request on a kept-alive
+// connection is captured afresh. Bytes that arrive while a request is
+// handled (a pipelining client) are not captured: the next head is then
+// incomplete or names another request line, and that request is refused.
 type headConn struct {
 	net.Conn
 	mu       sync.Mutex
@@ -54,6 +58,21 @@ func (c *headConn) keep(b []byte) {
 		c.head = nil
 		c.complete = true
 	}
+}
+
+// next forgets the current head, ready for the next request.
+func (c *headConn) next() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.head, c.complete = nil, false
+}
+
+// requestLine returns the first line of the kept head.
+func (c *headConn) requestLine() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	line, _, _ := strings.Cut(string(c.head), "\n")
+	return strings.TrimSuffix(line, "\r")
 }
 
 // headEnd returns where the blank line ending a head starts; net/http

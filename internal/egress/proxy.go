@@ -93,7 +93,12 @@ func newProxy(log *slog.Logger, alog *audit.Log, resolver Resolver, dial func(co
 			}
 			return p.dialPinned(ctx, pin.addrs, pin.port)
 		},
-		DisableKeepAlives:      true,
+		// Connections to upstreams are kept and reused per host:port: each
+		// was dialled to an address checked for that host. A policy change
+		// closes the idle ones (see reload).
+		MaxIdleConns:           256,
+		MaxIdleConnsPerHost:    64,
+		IdleConnTimeout:        30 * time.Second,
 		TLSNextProto:           map[string]func(string, *tls.Conn) http.RoundTripper{},
 		MaxResponseHeaderBytes: 1 << 20,
 	}
@@ -107,9 +112,9 @@ type pinned struct {
 	port  int
 }
 
-// server returns the http.Server for the proxy. Keep-alives are off so each
-// connection carries one request, whose raw head headConn has kept for the
-// Host header check (net/http deletes the header after reading it).
+// server returns the http.Server for the proxy. Each request's raw head is
+// kept by headConn for the Host header check (net/http deletes the header
+// after reading it); kept-alive connections are captured request by request.
 func (p *proxy) server(ctx context.Context) *http.Server {
 	srv := &http.Server{
 		Handler:           p,
@@ -121,11 +126,14 @@ func (p *proxy) server(ctx context.Context) *http.Server {
 		},
 		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
-	srv.SetKeepAlivesEnabled(false)
+	srv.IdleTimeout = time.Minute
 	return srv
 }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if hc, ok := r.Context().Value(headKey{}).(*headConn); ok && r.Method != http.MethodConnect {
+		defer hc.next()
+	}
 	switch {
 	case r.Method == http.MethodConnect:
 		p.serveConnect(w, r)
@@ -227,6 +235,12 @@ func (p *proxy) tunnel(ctx context.Context, cfg *config, client net.Conn, br *bu
 	defer context.AfterFunc(ctx, closeBoth)()
 	defer closeBoth()
 
+	// Bytes are relayed between the raw TCP connections, so the kernel can
+	// splice them; the head-keeping wrapper has no more work on a tunnel.
+	rawClient := client
+	if hc, ok := client.(*headConn); ok {
+		rawClient = hc.Conn
+	}
 	var in atomic.Int64
 	down := make(chan struct{})
 	started := false
@@ -234,7 +248,7 @@ func (p *proxy) tunnel(ctx context.Context, cfg *config, client net.Conn, br *bu
 		started = true
 		go func() {
 			defer close(down)
-			n, _ := io.Copy(client, up)
+			n, _ := io.Copy(rawClient, up)
 			in.Store(n)
 			closeBoth()
 		}()
@@ -283,8 +297,16 @@ func (p *proxy) tunnel(ctx context.Context, cfg *config, client net.Conn, br *bu
 	}
 	n, err := up.Write(consumed)
 	out := int64(n)
+	if err == nil && br.Buffered() > 0 {
+		// What the client sent beyond the hello, already in the reader.
+		b, _ := br.Peek(br.Buffered())
+		m, werr := up.Write(b)
+		out += int64(m)
+		br.Discard(m)
+		err = werr
+	}
 	if err == nil {
-		m, err := io.Copy(up, br)
+		m, err := io.Copy(up, rawClient)
 		out += m
 		// The client is done sending; let upstream answer before closing.
 		if cw, ok := up.(interface{ CloseWrite() error }); ok && err == nil {
@@ -338,8 +360,10 @@ func (p *proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		},
-		Transport:     p.transport,
-		FlushInterval: -1,
+		Transport: p.transport,
+		// 0: ReverseProxy still flushes event streams and bodies of unknown
+		// length as they come; a plain response goes out in few writes.
+		FlushInterval: 0,
 		ErrorLog:      slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			upstreamErr = err
@@ -409,6 +433,10 @@ func checkHostHeader(r *http.Request, host string, port int) string {
 	values, ok := hc.hostHeaders()
 	if !ok {
 		return "cannot read the request head"
+	}
+	// The kept head must be this request's (a pipelined one is not kept).
+	if method, target, _ := strings.Cut(hc.requestLine(), " "); method != r.Method || !strings.HasPrefix(target, r.RequestURI+" ") {
+		return "cannot read the request head (pipelined requests are not supported)"
 	}
 	if len(values) == 0 && !r.ProtoAtLeast(1, 1) {
 		return ""

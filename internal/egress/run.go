@@ -214,6 +214,8 @@ func (p *proxy) watch(ctx context.Context, dir string, every time.Duration, last
 			p.log.Error("egress reload failed; keeping the previous policy", "err", err)
 		} else {
 			p.cfg.Store(cfg)
+			// Kept upstream connections were checked under the old policy.
+			p.transport.CloseIdleConnections()
 			ev.Verdict = "allow"
 			ev.Detail = fmt.Sprintf("%d rules, %d private networks", len(cfg.policy.Rules), len(cfg.private))
 			p.log.Info("egress policy reloaded", "rules", len(cfg.policy.Rules))
