@@ -541,7 +541,10 @@ func (p *proxy) record(ev audit.Event, start time.Time) {
 	if err := p.audit.Write(ev); err != nil {
 		p.log.Error("write audit event", "err", err)
 	}
-	level := slog.LevelInfo
+	// The decision log has every line; the process log (the container's
+	// output) repeats refusals and errors only, which is what a person
+	// reading `docker logs` looks for, and spares a write per request.
+	level := slog.LevelDebug
 	if ev.Verdict != "allow" {
 		level = slog.LevelWarn
 	}
