@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -388,6 +389,53 @@ func TestInteractiveTTY(t *testing.T) {
 	code := cmd.ProcessState.ExitCode()
 	if code != 5 || !strings.Contains(string(out), "tty-yes") {
 		t.Fatalf("exit %d (%v), want 5 with a TTY:\n%s", code, err, out)
+	}
+	e2etest.AssertGone(t, c, e.State, inst)
+}
+
+// --cwd with a git working directory: the copy's remote still names the
+// real upstream, and git inside the bottle resolves it to the gate.
+func TestCwdGitRemotesPointAtTheGate(t *testing.T) {
+	c := e2etest.Engine(t)
+	e2etest.Images(t)
+	keyDir := t.TempDir()
+	key := filepath.Join(keyDir, "deploy_key")
+	os.WriteFile(key, []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nnot used: the upstream is never contacted\n-----END OPENSSH PRIVATE KEY-----\n"), 0o600)
+	m := `
+agents:
+  dev:
+    bottle: repo
+bottles:
+  repo:
+    git:
+      repos:
+        - name: app
+          upstream: git@upstream.test:me/app.git
+          key: ` + key + `
+          push:
+            branches: ["agent/*"]
+`
+	e := e2etest.NewEnv(t, m)
+	inst := e2etest.Unique("cbt-cwdgit")
+	e.Vars["CLAUDE_BOTTLE_CONTAINER"] = inst
+	e.Vars["CLAUDE_BOTTLE_DERIVED_IMAGE"] = "claude-bottle:cwd-" + inst
+	t.Cleanup(func() { c.RemoveImage(context.Background(), "claude-bottle:cwd-"+inst) })
+	for _, args := range [][]string{{"init", "-q"}, {"remote", "add", "origin", "git@upstream.test:me/app.git"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = e.Dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r := e.Run(ctx, "run", "--cwd", "dev", "--", "sh", "-c",
+		"cd /workspace && git config --global --add safe.directory /workspace && echo configured=$(git config remote.origin.url) && echo effective=$(git remote get-url origin)")
+	if r.Code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if !strings.Contains(r.Stdout, "configured=git@upstream.test:me/app.git") || !strings.Contains(r.Stdout, "effective=http://git-gate:8080/app.git") {
+		t.Errorf("remotes: %s", r.Stdout)
 	}
 	e2etest.AssertGone(t, c, e.State, inst)
 }
