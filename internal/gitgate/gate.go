@@ -104,7 +104,15 @@ type gate struct {
 	opts    Options
 	self    string
 	keyDir  string // private 0700 copies of keys, and known_hosts when unpinned
-	tmpData bool   // DataDir was made by us
+	// tofuFile is the known_hosts ssh fills on first use when no host key
+	// is pinned ("" when pinned); tofuSeen holds the lines already logged.
+	// bg runs the first fetches; Close cancels and waits for them.
+	bg       sync.WaitGroup
+	bgCancel context.CancelFunc
+	tofuMu   sync.Mutex
+	tofuFile string
+	tofuSeen map[string]bool
+	tmpData  bool // DataDir was made by us
 
 	mu       sync.RWMutex
 	repos    map[string]*mirror
@@ -140,7 +148,8 @@ func newGate(ctx context.Context, log *slog.Logger, opts Options) (*gate, error)
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
 	}
-	g := &gate{log: log, opts: opts, self: self, repos: map[string]*mirror{}}
+	ctx, bgCancel := context.WithCancel(ctx)
+	g := &gate{log: log, opts: opts, self: self, repos: map[string]*mirror{}, bgCancel: bgCancel}
 	ok := false
 	defer func() {
 		if !ok {
@@ -177,6 +186,10 @@ func newGate(ctx context.Context, log *slog.Logger, opts Options) (*gate, error)
 
 // Close removes the private key copies (and a temporary DataDir).
 func (g *gate) Close() {
+	if g.bgCancel != nil {
+		g.bgCancel()
+	}
+	g.bg.Wait()
 	if g.keyDir != "" {
 		os.RemoveAll(g.keyDir)
 	}
@@ -225,6 +238,12 @@ func (g *gate) apply(ctx context.Context, b []byte) error {
 	}
 	knownHosts := filepath.Join(g.keyDir, "known_hosts")
 	pinned := cfg.KnownHosts != ""
+	g.tofuMu.Lock()
+	g.tofuFile = ""
+	if !pinned {
+		g.tofuFile = knownHosts
+	}
+	g.tofuMu.Unlock()
 	if pinned {
 		knownHosts = filepath.Join(g.opts.ConfigDir, cfg.KnownHosts)
 	}
@@ -261,21 +280,18 @@ func (g *gate) apply(ctx context.Context, b []byte) error {
 	g.mu.Lock()
 	g.repos, g.cfgBytes = repos, b
 	g.mu.Unlock()
-	for _, m := range fresh {
-		// Startup does not fail on an unreachable upstream: the gate serves
-		// what it has and every client fetch tries again.
-		_ = g.fetch(ctx, m)
-		g.log.Info("serving repository", "repo", m.repo.Name, "upstream", m.repo.Upstream)
-	}
-	if !pinned {
-		// Trust on first use: say which host keys were trusted, so the
-		// user can pin them (manifest host_keys).
-		if b, err := os.ReadFile(knownHosts); err == nil && len(bytes.TrimSpace(b)) > 0 {
-			for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-				g.log.Warn("ssh host key trusted on first use; pin it with host_keys", "known_host", line)
-			}
+	// The first fetch runs in the background: the gate is ready (and the
+	// bottle's launch goes on) at once, an unreachable upstream does not
+	// hold it up, and every client fetch fetches again anyway (waiting for
+	// this one first: fetches of a mirror are serialised).
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		for _, m := range fresh {
+			_ = g.fetch(ctx, m)
+			g.log.Info("serving repository", "repo", m.repo.Name, "upstream", m.repo.Upstream)
 		}
-	}
+	}()
 	return nil
 }
 
@@ -353,7 +369,33 @@ func (g *gate) fetch(ctx context.Context, m *mirror) error {
 		g.log.Warn("upstream fetch failed; serving cached mirror", "repo", m.repo.Name, "upstream", m.repo.Upstream, "err", err)
 	}
 	g.audit.Write(ev)
+	if err == nil {
+		g.reportTrusted()
+	}
 	return err
+}
+
+// reportTrusted logs each host key ssh trusted on first use, once, so the
+// user can pin it (manifest host_keys).
+func (g *gate) reportTrusted() {
+	g.tofuMu.Lock()
+	defer g.tofuMu.Unlock()
+	if g.tofuFile == "" {
+		return
+	}
+	b, err := os.ReadFile(g.tofuFile)
+	if err != nil {
+		return
+	}
+	if g.tofuSeen == nil {
+		g.tofuSeen = map[string]bool{}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line != "" && !g.tofuSeen[line] {
+			g.tofuSeen[line] = true
+			g.log.Warn("ssh host key trusted on first use; pin it with host_keys", "known_host", line)
+		}
+	}
 }
 
 func (g *gate) fetchLocked(ctx context.Context, m *mirror) error {
