@@ -6,8 +6,7 @@
 #
 # 1. Small requests: wrk sends absolute-form `GET http://bench.test:PORT/small`
 #    (1 KiB, served by nginx; PORT on 127.0.0.1, named bench.test) through each proxy, with `Connection: close`
-#    (one request per connection, which is what our egress does by design)
-#    and with keep-alive (each proxy does what it does; ours still closes).
+#    (one request per connection) and with keep-alive.
 # 2. Bulk: curl downloads a 2 GiB file over TLS (nginx) with CONNECT through
 #    each proxy, and directly.
 #
@@ -200,7 +199,7 @@ for mode in $MODES; do
 	if [ "$mode" = close ]; then
 		echo "== small requests (1 KiB), Connection: close: one request per client connection"
 	else
-		echo "== small requests (1 KiB), keep-alive requested (our egress still closes after each response)"
+		echo "== small requests (1 KiB), keep-alive"
 	fi
 	for name in direct egress squid tinyproxy; do small "$mode" "$name"; done
 	e=$(cat "$TMP/med-$mode-egress") s=$(cat "$TMP/med-$mode-squid") t=$(cat "$TMP/med-$mode-tinyproxy") d=$(cat "$TMP/med-$mode-direct")
