@@ -14,30 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-bottle/claude-bottle/internal/logtest"
+
 	"github.com/claude-bottle/claude-bottle/internal/audit"
 )
 
-// tWriter sends log output to t.Log until the test's cleanups are done.
-type tWriter struct {
-	t    *testing.T
-	mu   *sync.Mutex
-	done *bool
-}
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !*w.done {
-		w.t.Log(strings.TrimSpace(string(p)))
-	}
-	return len(p), nil
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	w := tWriter{t: t, mu: &sync.Mutex{}, done: new(bool)}
-	t.Cleanup(func() { w.mu.Lock(); *w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func testLogger(t *testing.T) *slog.Logger { return logtest.New(t) }
 
 // syncBuf is an audit sink tests can read while the proxy writes.
 type syncBuf struct {

@@ -25,35 +25,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-bottle/claude-bottle/internal/logtest"
+
 	"github.com/claude-bottle/claude-bottle/internal/audit"
 )
 
 // testLogger writes to t.Log until the test ends; tunnels may still log
 // while they wind down.
-func testLogger(t *testing.T) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *testWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSpace(string(b)))
-	}
-	return len(b), nil
-}
+func testLogger(t *testing.T) *slog.Logger { return logtest.New(t) }
 
 // syncBuffer is an audit destination tests can read while the proxy writes.
 type syncBuffer struct {

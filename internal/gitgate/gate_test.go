@@ -19,19 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-bottle/claude-bottle/internal/logtest"
+
 	"github.com/claude-bottle/claude-bottle/internal/audit"
 )
 
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func testLogger(t *testing.T) *slog.Logger { return logtest.New(t) }
 
 // git runs the git CLI and fails the test on error.
 func git(t *testing.T, dir string, args ...string) string {

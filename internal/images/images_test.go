@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-bottle/claude-bottle/internal/logtest"
+
 	"github.com/claude-bottle/claude-bottle/internal/docker"
 )
 
@@ -287,17 +289,7 @@ func TestLockBuildsSerializes(t *testing.T) {
 
 // ---- helpers shared with the integration tests ----
 
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+func testLog(t *testing.T) *slog.Logger { return logtest.New(t) }
 
 // staticBinary builds a tiny static Linux program printing msg and its uid.
 func staticBinary(t *testing.T, msg string) string {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/claude-bottle/claude-bottle/internal/logtest"
+
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
@@ -19,26 +21,7 @@ import (
 
 // testLogger writes to t.Log until the test ends; server goroutines that
 // log later are dropped instead of panicking.
-func testLogger(t *testing.T) *slog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
+func testLogger(t *testing.T) *slog.Logger { return logtest.New(t) }
 
 // lockedBuffer is a bytes.Buffer safe to read while a server writes it.
 type lockedBuffer struct {
