@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
 // Options configure Run.
@@ -119,33 +120,21 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 	return nil
 }
 
-// poll re-reads the config every interval and swaps it in when anything it
-// read changed. A bad change is reported once and the old routes stay.
+// poll follows the config (stage.Poll) and swaps in changed routes. A bad
+// change is reported once and the old routes stay.
 func poll(ctx context.Context, log *slog.Logger, alog *audit.Log, h *Handler, dir string, every time.Duration, last [32]byte) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		routes, fp, err := load(dir)
-		if fp == last {
-			continue
-		}
-		last = fp
+	stage.Poll(ctx, every, last, func() ([]LoadedRoute, [32]byte, error) { return load(dir) }, func(routes []LoadedRoute, err error) {
 		if err == nil {
 			err = h.SetRoutes(routes)
 		}
 		if err != nil {
 			log.Warn("cred-proxy config change is invalid; keeping the previous routes", "err", err)
 			_ = alog.Write(audit.Event{Kind: "reload", Verdict: "error", Reason: "invalid config kept previous routes: " + err.Error()})
-			continue
+			return
 		}
 		log.Info("cred-proxy config reloaded", "routes", routeNames(routes))
 		_ = alog.Write(audit.Event{Kind: "reload", Verdict: "allow", Detail: "routes: " + routeNames(routes)})
-	}
+	})
 }
 
 func routeNames(routes []LoadedRoute) string {

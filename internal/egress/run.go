@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
 // Options configures Run. Zero values take the defaults noted.
@@ -192,22 +193,11 @@ func loadConfig(dir string) (cfg *config, key [32]byte, err error) {
 	return newConfig(p, s), key, nil
 }
 
-// watch polls the config files and swaps in a changed, valid config. The
-// host writes them by rename, so a read never sees half a file.
+// watch follows the config files (stage.Poll) and swaps in a changed,
+// valid config; an invalid one keeps the previous policy.
 func (p *proxy) watch(ctx context.Context, dir string, every time.Duration, last [32]byte) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		cfg, key, err := loadConfig(dir)
-		if key == last {
-			continue
-		}
-		last = key
+	load := func() (*config, [32]byte, error) { return loadConfig(dir) }
+	stage.Poll(ctx, every, last, load, func(cfg *config, err error) {
 		ev := audit.Event{Kind: "reload"}
 		if err != nil {
 			ev.Verdict, ev.Reason = "error", "kept the previous policy: "+err.Error()
@@ -223,5 +213,5 @@ func (p *proxy) watch(ctx context.Context, dir string, every time.Duration, last
 		if err := p.audit.Write(ev); err != nil {
 			p.log.Error("write audit event", "err", err)
 		}
-	}
+	})
 }
