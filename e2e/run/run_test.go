@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +31,7 @@ agents:
     bottle: box
     env:
       GREETING: hello
-    forward_env: [FORWARDED_SECRET, FIXTURE_IP]
+    forward_env: [FORWARDED_SECRET, FIXTURE_IP, HOST_PORT]
 bottles:
   box:
     supervise: true
@@ -74,6 +76,16 @@ func TestRunInsideTheBottle(t *testing.T) {
 		t.Fatalf("fixture address: %v %+v", err, info)
 	}
 	e.Vars["FIXTURE_IP"] = info.IPs[fixNet]
+	// A service on the host listening on every interface: the agent must
+	// not reach it at its network's gateway address (the host has none on
+	// the bottle's bridge).
+	hostLn, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostLn.Close()
+	go http.Serve(hostLn, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "host service\n") }))
+	e.Vars["HOST_PORT"] = fmt.Sprint(hostLn.Addr().(*net.TCPAddr).Port)
 	script := strings.Join([]string{
 		`echo "uid=$(id -u)"`,
 		`echo "kernel=$(uname -r)"`,
@@ -84,6 +96,11 @@ func TestRunInsideTheBottle(t *testing.T) {
 		// agent cannot, neither directly nor through the proxy (IP literal).
 		`curl -s -m 5 --noproxy '*' http://$FIXTURE_IP:8080/ && echo direct-reached || echo direct-failed`,
 		`curl -s -m 5 -o /dev/null -w 'proxied-%{http_code}\n' http://$FIXTURE_IP:8080/`,
+		// The host, at the gateway of the bottle's network: nothing there.
+		`gw=$(awk 'NR>1 && $2=="00000000" {print $3}' /proc/net/route)`,
+		`gwip=$(printf '%d.%d.%d.%d' 0x$(echo $gw | cut -c7-8) 0x$(echo $gw | cut -c5-6) 0x$(echo $gw | cut -c3-4) 0x$(echo $gw | cut -c1-2))`,
+		`echo "gateway=$gwip"`,
+		`curl -s -m 5 --noproxy '*' http://$gwip:$HOST_PORT/ && echo host-reached || echo host-unreachable`,
 		`echo "ifaces=$(ls /sys/class/net | tr '\n' ' ')"`,
 		`for h in egress cred-proxy supervise; do getent hosts $h >/dev/null && echo "resolves $h"; done`,
 		`touch /etc/claude-bottle/current-config/x 2>/dev/null && echo config-writable || echo config-readonly`,
@@ -106,7 +123,7 @@ func TestRunInsideTheBottle(t *testing.T) {
 		"resolves egress", "resolves cred-proxy", "resolves supervise", "config-readonly",
 		"greeting=hello forwarded=forwarded-value-42",
 		"base=http://cred-proxy:8080/anthropic key=" + plan.Placeholder + " proxy=http://egress:3128",
-		"allowlist-lines 1", "direct-failed", "proxied-403", "engine-socket-absent",
+		"allowlist-lines 1", "direct-failed", "proxied-403", "engine-socket-absent", "host-unreachable",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("agent output lacks %q", want)
@@ -119,7 +136,7 @@ func TestRunInsideTheBottle(t *testing.T) {
 	if notice == underGVisor {
 		t.Errorf("runtime: notice=%v, under gVisor=%v; want exactly one", notice, underGVisor)
 	}
-	for _, bad := range []string{"direct-reached", "token-found", "config-writable", "fixture outside", "engine-socket-present"} {
+	for _, bad := range []string{"direct-reached", "token-found", "config-writable", "fixture outside", "engine-socket-present", "host-reached", "host service"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("agent output has %q", bad)
 		}

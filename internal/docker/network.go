@@ -17,6 +17,8 @@ type NetworkSpec struct {
 	Internal   bool
 	Labels     map[string]string
 	EnableIPv6 bool
+	// Options are bridge driver options (com.docker.network.bridge.*).
+	Options map[string]string
 }
 
 // Network is a network as listed by the engine.
@@ -43,6 +45,7 @@ func (c *Client) CreateNetwork(ctx context.Context, spec NetworkSpec) (string, e
 		Driver:   "bridge",
 		Internal: spec.Internal,
 		Labels:   spec.Labels,
+		Options:  spec.Options,
 	}
 	if spec.EnableIPv6 {
 		v6 := true

@@ -140,7 +140,7 @@ func (l *Launcher) createNetworks(ctx context.Context, nets []plan.Network) erro
 			defer wg.Done()
 			sctx, cancel := settle(ctx)
 			defer cancel()
-			_, errs[i] = l.Docker.CreateNetwork(sctx, docker.NetworkSpec{Name: n.Name, Internal: n.Internal, Labels: n.Labels})
+			_, errs[i] = l.Docker.CreateNetwork(sctx, docker.NetworkSpec{Name: n.Name, Internal: n.Internal, Labels: n.Labels, Options: n.Options})
 		}()
 	}
 	wg.Wait()

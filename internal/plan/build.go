@@ -456,7 +456,12 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 	}
 	d := DockerPlan{Runtime: runtime}
 	d.Networks = []Network{
-		{Name: internal, Internal: true, Labels: labels(RoleNetwork)},
+		// inhibit_ipv4: the host gets no address on the bottle's bridge.
+		// --internal only stops forwarding; with an address, the host
+		// itself (any service listening on all interfaces) would be
+		// reachable from the agent at the gateway.
+		{Name: internal, Internal: true, Labels: labels(RoleNetwork),
+			Options: map[string]string{"com.docker.network.bridge.inhibit_ipv4": "true"}},
 		{Name: out, Internal: false, Labels: labels(RoleNetwork)},
 	}
 	sidecarUser := SidecarUser

@@ -158,6 +158,10 @@ func TestDefaultPlanProperties(t *testing.T) {
 	if !p.Docker.Networks[0].Internal || p.Docker.Networks[1].Internal {
 		t.Errorf("networks %+v", p.Docker.Networks)
 	}
+	// The host must have no address on the bottle's bridge.
+	if p.Docker.Networks[0].Options["com.docker.network.bridge.inhibit_ipv4"] != "true" {
+		t.Errorf("internal network options %v", p.Docker.Networks[0].Options)
+	}
 }
 
 func TestGitAddsGateAndRules(t *testing.T) {

@@ -91,6 +91,8 @@ type Network struct {
 	Name     string            `json:"name"`
 	Internal bool              `json:"internal"`
 	Labels   map[string]string `json:"labels"`
+	// Options are bridge driver options.
+	Options map[string]string `json:"options,omitempty"`
 }
 
 // Container is one container the launch creates, in start order; the agent
