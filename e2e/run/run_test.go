@@ -196,6 +196,39 @@ func TestStageFilesWhileRunning(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(dir, "cred-proxy", "tokens", "anthropic")); err != nil || st.Mode().Perm() != 0o400 {
 		t.Errorf("token file: %v %v", st, err)
 	}
+	// Mounts as the engine applied them: nothing inside the bottle can
+	// write a supervise decision or its own config.
+	mounts := func(name string) map[string]bool {
+		info, err := c.InspectContainer(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ro := map[string]bool{}
+		for _, m := range info.Mounts {
+			ro[m.Target] = m.ReadOnly
+		}
+		return ro
+	}
+	sup := mounts(inst + "-supervise")
+	if ro, ok := sup["/var/lib/supervise/decisions"]; !ok || !ro {
+		t.Errorf("supervise decisions mount: present=%v read-only=%v", ok, ro)
+	}
+	if ro, ok := sup["/var/lib/supervise/requests"]; !ok || ro {
+		t.Errorf("supervise requests mount: present=%v read-only=%v", ok, ro)
+	}
+	agentMounts := mounts(inst)
+	if ro, ok := agentMounts["/etc/claude-bottle/current-config"]; !ok || !ro {
+		t.Errorf("agent current-config mount: present=%v read-only=%v", ok, ro)
+	}
+	for target := range agentMounts {
+		if strings.HasPrefix(target, "/var/lib/supervise") || strings.Contains(target, "docker.sock") {
+			t.Errorf("agent mounts %s", target)
+		}
+	}
+	egressMounts := mounts(inst + "-egress")
+	if ro := egressMounts["/etc/claude-bottle/egress"]; !ro {
+		t.Errorf("egress config is not read-only: %v", egressMounts)
+	}
 	fmt.Fprintln(stdin, "go")
 	stdin.Close()
 	io.Copy(io.Discard, stdout)

@@ -97,6 +97,8 @@ type ContainerInfo struct {
 	Runtime string
 	User    string
 	Labels  map[string]string
+	// Mounts are the container's bind mounts as the engine applied them.
+	Mounts []Mount
 }
 
 // Streams are the standard streams of an attached container. Nil Stdin
@@ -258,6 +260,9 @@ func (c *Client) InspectContainer(ctx context.Context, id string) (ContainerInfo
 	if r.Config != nil {
 		info.User = r.Config.User
 		info.Labels = r.Config.Labels
+	}
+	for _, m := range r.Mounts {
+		info.Mounts = append(info.Mounts, Mount{Source: m.Source, Target: m.Destination, ReadOnly: !m.RW})
 	}
 	if r.NetworkSettings != nil {
 		for name, ep := range r.NetworkSettings.Networks {
