@@ -36,7 +36,14 @@ builds from concurrent runs on one host are serialized.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if caCerts == "" {
+			if caCerts == "" && g.getenv("CLAUDE_BOTTLE_EXTRA_CA") == "" {
+				// The manifest's images.ca_certs, as run would use it.
+				m, err := loadManifest(g)
+				if err != nil {
+					return err
+				}
+				caCerts = m.Images.CACerts
+			} else if caCerts == "" {
 				caCerts = g.getenv("CLAUDE_BOTTLE_EXTRA_CA")
 			}
 			// Build output is for a person watching; logs and pipes stay quiet.
@@ -63,7 +70,7 @@ builds from concurrent runs on one host are serialized.`,
 		},
 	}
 	cmd.Flags().BoolVar(&agentOnly, "agent-only", false, "build only the agent image")
-	cmd.Flags().StringVar(&caCerts, "ca-certs", "", "PEM bundle of extra CA certificates for the builds (default $CLAUDE_BOTTLE_EXTRA_CA)")
+	cmd.Flags().StringVar(&caCerts, "ca-certs", "", "PEM bundle of extra CA certificates for the builds (default $CLAUDE_BOTTLE_EXTRA_CA, else the manifest's images.ca_certs)")
 	return cmd
 }
 

@@ -83,16 +83,26 @@ func TestImagesCmd(t *testing.T) {
 		wantStdout string
 		wantStderr string
 		wantRow    []string // a row's first columns
+		manifest   string   // written to claude-bottle.yaml in a fresh working directory
 	}{
 		{name: "ls", args: []string{"images", "ls"}, wantStdout: "IMAGE", wantRow: []string{tag, "cbtest", "0123456789ab"}},
 		{name: "bad CA flag", args: []string{"images", "build", "--agent-only", "--ca-certs", bad}, wantCode: 1, wantStderr: "no PEM CERTIFICATE block found"},
 		{name: "bad CA from env", args: []string{"images", "build", "--agent-only"}, env: map[string]string{"CLAUDE_BOTTLE_EXTRA_CA": bad}, wantCode: 1, wantStderr: bad},
 		{name: "extra args", args: []string{"images", "ls", "x"}, wantCode: 1, wantStderr: "unknown command"},
+		{name: "bad CA from the manifest", args: []string{"images", "build", "--agent-only"}, env: map[string]string{"CLAUDE_BOTTLE_EXTRA_CA": ""},
+			manifest: "agents:\n  a:\n    bottle: b\nbottles:\n  b: {}\nimages:\n  ca_certs: " + bad + "\n", wantCode: 1, wantStderr: bad},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
+			}
+			if tc.manifest != "" {
+				dir := t.TempDir()
+				if err := os.WriteFile(filepath.Join(dir, "claude-bottle.yaml"), []byte(tc.manifest), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				t.Chdir(dir)
 			}
 			var stdout, stderr bytes.Buffer
 			code := Run(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)
