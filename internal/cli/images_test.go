@@ -11,28 +11,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/claude-bottle/claude-bottle/e2e/e2etest"
 
 	"github.com/claude-bottle/claude-bottle/internal/docker"
 	"github.com/claude-bottle/claude-bottle/internal/images"
 )
 
-// needEngine skips on a developer machine without a Docker engine and fails
-// in CI, where an engine is part of the setup.
-func needEngine(t *testing.T) *docker.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := docker.New(ctx)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("docker engine required in CI: %v", err)
-		}
-		t.Skipf("no docker engine (%v); start one with: (setsid dockerd >/var/log/dockerd.log 2>&1 &)", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+// needEngine is the real engine: a test fails without one when CI=true (e2etest.Engine).
+func needEngine(t *testing.T) *docker.Client { return e2etest.Engine(t) }
 
 // labelledImage builds a tiny image that `images ls` must list.
 func labelledImage(t *testing.T, c *docker.Client) string {

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-bottle/claude-bottle/e2e/e2etest"
+
 	"github.com/claude-bottle/claude-bottle/internal/logtest"
 
 	"github.com/claude-bottle/claude-bottle/internal/docker"
@@ -317,20 +319,8 @@ func staticBinary(t *testing.T, msg string) string {
 
 // engine connects to the local engine. Without one the test is skipped on a
 // developer machine and fails in CI, where an engine is part of the setup.
-func engine(t *testing.T) *docker.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := docker.New(ctx)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("docker engine required in CI: %v", err)
-		}
-		t.Skipf("no docker engine (%v); start one with: (setsid dockerd >/var/log/dockerd.log 2>&1 &)", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+// engine is the real engine: a test fails without one when CI=true (e2etest.Engine).
+func engine(t *testing.T) *docker.Client { return e2etest.Engine(t) }
 
 func prefix(t *testing.T) string {
 	t.Helper()
