@@ -2,8 +2,6 @@ package credproxy
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -22,35 +20,9 @@ import (
 func testLogger(t *testing.T) *slog.Logger { return logtest.New(t) }
 
 // syncBuf is an audit sink tests can read while the proxy writes.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type syncBuf = logtest.Buffer
 
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func parseEvents(t *testing.T, data string) []audit.Event {
-	t.Helper()
-	var out []audit.Event
-	for line := range strings.Lines(data) {
-		var e audit.Event
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("audit line %q: %v", line, err)
-		}
-		out = append(out, e)
-	}
-	return out
-}
+func parseEvents(t *testing.T, data string) []audit.Event { return logtest.ParseEvents(t, data) }
 
 // waitFor polls cond until it holds; the deadline only bounds a failure.
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -2,7 +2,6 @@ package egress
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -35,38 +33,9 @@ import (
 func testLogger(t *testing.T) *slog.Logger { return logtest.New(t) }
 
 // syncBuffer is an audit destination tests can read while the proxy writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type syncBuffer = logtest.Buffer
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func parseEvents(t *testing.T, s string) []audit.Event {
-	t.Helper()
-	var evs []audit.Event
-	for line := range strings.SplitSeq(strings.TrimSpace(s), "\n") {
-		if line == "" {
-			continue
-		}
-		var e audit.Event
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("audit line %q: %v", line, err)
-		}
-		evs = append(evs, e)
-	}
-	return evs
-}
+func parseEvents(t *testing.T, s string) []audit.Event { return logtest.ParseEvents(t, s) }
 
 // waitEvent polls events until one satisfies match.
 func waitEvent(t *testing.T, events func() []audit.Event, what string, match func(audit.Event) bool) audit.Event {

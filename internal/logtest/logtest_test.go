@@ -20,3 +20,13 @@ func TestDropsLinesAfterTheTestEnded(t *testing.T) {
 	}()
 	late.Info("after the test ended")
 }
+
+func TestBufferEvents(t *testing.T) {
+	var b Buffer
+	b.Write([]byte(`{"sidecar":"egress","kind":"connect","verdict":"deny"}` + "\n\n"))
+	b.Write([]byte(`{"sidecar":"egress","kind":"dns"}` + "\n"))
+	evs := b.Events(t)
+	if len(evs) != 2 || evs[0].Verdict != "deny" || evs[1].Kind != "dns" {
+		t.Fatalf("events %+v", evs)
+	}
+}

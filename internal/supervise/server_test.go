@@ -114,7 +114,7 @@ func TestFileEachKindListAndGet(t *testing.T) {
 		t.Errorf("current allowlist %v", list.CurrentAllowlist)
 	}
 	var pending []string
-	for _, e := range f.audit.events(t) {
+	for _, e := range f.audit.Events(t) {
 		if e.Kind == "proposal" && e.Verdict == "pending" {
 			pending = append(pending, e.ID)
 		}
@@ -174,7 +174,7 @@ func TestMalformedInputsAreToolErrors(t *testing.T) {
 		t.Errorf("refused requests left files: %v", ents)
 	}
 	denies := 0
-	for _, e := range f.audit.events(t) {
+	for _, e := range f.audit.Events(t) {
 		if e.Kind == "proposal" && e.Verdict == "deny" && e.Reason != "" {
 			denies++
 		}
