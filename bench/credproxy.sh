@@ -73,6 +73,7 @@ free_port P_UPS
 free_port P_SSES
 free_port P_EG
 free_port P_CPE
+free_port P_FL
 TOKEN=sk-bench-real-token-0123456789abcdef
 
 # --- upstreams: nginx (1 worker) with a 1 KiB file, and the SSE fixture
@@ -136,6 +137,11 @@ EOF
 bg "$TMP/cp/stderr.log" "$BIN" sidecar cred-proxy --config "$TMP/cp/config" --log "$TMP/cp/log" \
 	--instance bench --listen "127.0.0.1:$P_CP"
 
+# --- the floor: a bare httputil.ReverseProxy with Rewrite and the same
+# pooled transport, setting the same header; no route table, path checks,
+# scrubbing or log. What the mandated library costs on this machine.
+bg "$TMP/floor.log" "$TMP/benchfix" floor -listen "127.0.0.1:$P_FL" -upstream "http://localhost:$P_UP" -header x-api-key -value "$TOKEN"
+
 # --- the path in a bottle: a second cred-proxy whose https upstreams are
 # reached through the egress proxy (HTTPS_PROXY), as in a bottle
 mkdir -p "$TMP/eg/config" "$TMP/eg/log" "$TMP/cpe/config/tokens" "$TMP/cpe/log"
@@ -182,8 +188,8 @@ EOF
 } >"$TMP/ng/nginx.conf"
 bg "$TMP/ng/stdout.log" nginx -e "$TMP/ng/error.log" -c "$TMP/ng/nginx.conf" -g 'daemon off;'
 
-for p in $P_UP $P_UPS $P_SSE $P_SSES $P_CP $P_NG $P_EG $P_CPE; do wait_port "$p"; done
-echo "ports: upstream nginx $P_UP (https $P_UPS), sse $P_SSE (https $P_SSES); cred-proxy $P_CP; nginx proxy $P_NG; egress $P_EG, cred-proxy via egress $P_CPE"
+for p in $P_UP $P_UPS $P_SSE $P_SSES $P_CP $P_NG $P_EG $P_CPE $P_FL; do wait_port "$p"; done
+echo "ports: upstream nginx $P_UP (https $P_UPS), sse $P_SSE (https $P_SSES); cred-proxy $P_CP; nginx proxy $P_NG; egress $P_EG, cred-proxy via egress $P_CPE; bare ReverseProxy $P_FL"
 
 # Sanity: both proxies serve the file and the SSE stream (the SSE fixture
 # answers 401 unless x-api-key arrives).
@@ -217,7 +223,9 @@ thr direct "http://127.0.0.1:$P_UP/small"
 thr cred-proxy "http://127.0.0.1:$P_CP/api/small"
 thr nginx "http://127.0.0.1:$P_NG/api/small"
 thr cp-egress "http://127.0.0.1:$P_CPE/api/small"
+thr floor "http://127.0.0.1:$P_FL/small"
 echo "  cred-proxy/nginx $(ratio "$(cat "$TMP/med-cred-proxy")" "$(cat "$TMP/med-nginx")") (goal >= 1.0), cred-proxy/direct $(ratio "$(cat "$TMP/med-cred-proxy")" "$(cat "$TMP/med-direct")"), nginx/direct $(ratio "$(cat "$TMP/med-nginx")" "$(cat "$TMP/med-direct")")"
+echo "  floor (a bare httputil.ReverseProxy, no checks, no log): floor/nginx $(ratio "$(cat "$TMP/med-floor")" "$(cat "$TMP/med-nginx")"), cred-proxy/floor $(ratio "$(cat "$TMP/med-cred-proxy")" "$(cat "$TMP/med-floor")")"
 echo "  (cp-egress: cred-proxy -> egress CONNECT -> https upstream, the path in a bottle; not part of the goal)"
 echo "  cred-proxy decision log: $(grep -c '"verdict":"allow"' "$TMP/cp/log/cred-proxy.jsonl" || true) allow lines, $(grep -vc '"verdict":"allow"' "$TMP/cp/log/cred-proxy.jsonl" || true) other lines"
 echo

@@ -69,6 +69,7 @@ free_port P_TLS
 free_port P_EGRESS
 free_port P_SQUID
 free_port P_TINY
+free_port P_FLOOR
 
 # --- upstream: nginx, a 1 KiB file over HTTP and a sparse file over TLS
 mkdir -p "$TMP/www" "$TMP/nginx"
@@ -159,17 +160,23 @@ DisableViaHeader Yes
 EOF
 bg "$TMP/tinyproxy/stdout.log" tinyproxy -d -c "$TMP/tinyproxy/tinyproxy.conf"
 
-for p in $P_SMALL $P_TLS $P_EGRESS $P_SQUID $P_TINY; do wait_port "$p"; done
+# --- the floor: a bare Go forward proxy (benchfix floor): ReverseProxy with
+# pooled upstream connections for plain HTTP, io.Copy between the raw TCP
+# connections for CONNECT; no policy, DNS checks, canary or log. What any
+# relay built on the standard library costs on this machine.
+bg "$TMP/floor.log" "$TMP/benchfix" floor -listen "127.0.0.1:$P_FLOOR"
+
+for p in $P_SMALL $P_TLS $P_EGRESS $P_SQUID $P_TINY $P_FLOOR; do wait_port "$p"; done
 
 # Sanity: every proxy answers 200 with the file, for small and over TLS.
-declare -A PROXY=([egress]=$P_EGRESS [squid]=$P_SQUID [tinyproxy]=$P_TINY)
-for name in egress squid tinyproxy; do
+declare -A PROXY=([egress]=$P_EGRESS [squid]=$P_SQUID [tinyproxy]=$P_TINY [floor]=$P_FLOOR)
+for name in egress squid tinyproxy floor; do
 	code=$(curl -s -o "$TMP/check" -w '%{http_code}' -x "http://127.0.0.1:${PROXY[$name]}" "http://$NAME:$P_SMALL/small")
 	[ "$code" = 200 ] && cmp -s "$TMP/check" "$TMP/www/small" || { echo "$name: small request answered $code" >&2; exit 1; }
 	code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$TMP/nginx/cert.pem" -r 0-99 -x "http://127.0.0.1:${PROXY[$name]}" "https://$NAME:$P_TLS/big")
 	[ "$code" = 206 ] || { echo "$name: TLS range request answered $code" >&2; exit 1; }
 done
-echo "ports: nginx http $P_SMALL, https $P_TLS; egress $P_EGRESS; squid $P_SQUID; tinyproxy $P_TINY"
+echo "ports: nginx http $P_SMALL, https $P_TLS; egress $P_EGRESS; squid $P_SQUID; tinyproxy $P_TINY; floor $P_FLOOR"
 echo
 
 # --- small requests
@@ -201,9 +208,10 @@ for mode in $MODES; do
 	else
 		echo "== small requests (1 KiB), keep-alive"
 	fi
-	for name in direct egress squid tinyproxy; do small "$mode" "$name"; done
-	e=$(cat "$TMP/med-$mode-egress") s=$(cat "$TMP/med-$mode-squid") t=$(cat "$TMP/med-$mode-tinyproxy") d=$(cat "$TMP/med-$mode-direct")
+	for name in direct egress squid tinyproxy floor; do small "$mode" "$name"; done
+	e=$(cat "$TMP/med-$mode-egress") s=$(cat "$TMP/med-$mode-squid") t=$(cat "$TMP/med-$mode-tinyproxy") d=$(cat "$TMP/med-$mode-direct") f=$(cat "$TMP/med-$mode-floor")
 	echo "  egress/squid $(ratio "$e" "$s") (goal >= 1.5), egress/tinyproxy $(ratio "$e" "$t"), egress/direct $(ratio "$e" "$d")"
+	echo "  floor (bare Go proxy, no checks, no log)/squid $(ratio "$f" "$s"), egress/floor $(ratio "$e" "$f")"
 	echo
 done
 
@@ -230,8 +238,9 @@ bulk() {
 	echo "$med" >"$TMP/bulkmed-$name"
 }
 echo "== bulk: ${BULK_GIB} GiB over TLS (curl -> [proxy CONNECT] -> nginx https)"
-for name in direct egress squid tinyproxy; do bulk "$name"; done
+for name in direct egress squid tinyproxy floor; do bulk "$name"; done
 d=$(cat "$TMP/bulkmed-direct")
+echo "  floor/direct $(ratio "$(cat "$TMP/bulkmed-floor")" "$d") (a bare io.Copy relay: what one more hop costs here)"
 echo "  egress/direct $(ratio "$(cat "$TMP/bulkmed-egress")" "$d") (goal >= 0.9), squid/direct $(ratio "$(cat "$TMP/bulkmed-squid")" "$d"), tinyproxy/direct $(ratio "$(cat "$TMP/bulkmed-tinyproxy")" "$d")"
 tunnels=$(grep -c '"kind":"connect".*"verdict":"allow"' "$TMP/egress/log/egress.jsonl" || true)
 echo "  egress logged $tunnels allowed tunnels"

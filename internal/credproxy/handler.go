@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
+	"github.com/claude-bottle/claude-bottle/internal/bufpool"
 )
 
 // Handler is the cred-proxy's HTTP handler. Its routes can be swapped
@@ -80,6 +81,7 @@ func NewHandler(log *slog.Logger, alog *audit.Log, routes []LoadedRoute, transpo
 		// unknown length at once (every scrubbed stream is one), and
 		// whole small bodies go out in one write.
 		FlushInterval:  0,
+		BufferPool:     bufpool.New(),
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
+	"github.com/claude-bottle/claude-bottle/internal/bufpool"
 )
 
 // Resolver looks up a host's addresses; *net.Resolver is one.
@@ -62,12 +63,14 @@ func newConfig(p *Policy, s *Secrets) *config {
 // HTTP, each decided by Decide just before the dial.
 type proxy struct {
 	clients      clientCache
+	answers      answerCache
 	log          *slog.Logger
 	audit        *audit.Log
 	resolver     Resolver
 	dial         func(ctx context.Context, network, addr string) (net.Conn, error)
 	cfg          atomic.Pointer[config]
 	transport    *http.Transport
+	forward      *httputil.ReverseProxy
 	helloTimeout time.Duration
 }
 
@@ -102,8 +105,39 @@ func newProxy(log *slog.Logger, alog *audit.Log, resolver Resolver, dial func(co
 		TLSNextProto:           map[string]func(string, *tls.Conn) http.RoundTripper{},
 		MaxResponseHeaderBytes: 1 << 20,
 	}
+	p.forward = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			for k := range pr.Out.Header {
+				if strings.HasPrefix(http.CanonicalHeaderKey(k), "Proxy-") {
+					delete(pr.Out.Header, k)
+				}
+			}
+		},
+		Transport: p.transport,
+		// 0: ReverseProxy still flushes event streams and bodies of unknown
+		// length as they come; a plain response goes out in few writes.
+		FlushInterval: 0,
+		BufferPool:    bufpool.New(),
+		ErrorLog:      slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			st := r.Context().Value(forwardKey{}).(*forwardState)
+			st.err = err
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprintf(w, "claude-bottle egress: cannot reach %s: %v\n", st.shown, err)
+		},
+	}
 	return p
 }
+
+// forwardState carries one plain-HTTP request's description into the
+// shared ReverseProxy's error handler, and its upstream error back out.
+type forwardState struct {
+	shown string
+	err   error
+}
+
+type forwardKey struct{}
 
 type pinKey struct{}
 
@@ -351,39 +385,20 @@ func (p *proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var upstreamErr error
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			for k := range pr.Out.Header {
-				if strings.HasPrefix(http.CanonicalHeaderKey(k), "Proxy-") {
-					delete(pr.Out.Header, k)
-				}
-			}
-		},
-		Transport: p.transport,
-		// 0: ReverseProxy still flushes event streams and bodies of unknown
-		// length as they come; a plain response goes out in few writes.
-		FlushInterval: 0,
-		ErrorLog:      slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			upstreamErr = err
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusBadGateway)
-			fmt.Fprintf(w, "claude-bottle egress: cannot reach %s: %v\n", shown, err)
-		},
-	}
 	body := &countingBody{ReadCloser: r.Body}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
 	}
 	cw := &countingWriter{ResponseWriter: w}
+	st := &forwardState{shown: shown}
 	ctx := context.WithValue(r.Context(), pinKey{}, pinned{addrs: addrs, port: req.Port})
-	rp.ServeHTTP(cw, r.WithContext(ctx))
+	ctx = context.WithValue(ctx, forwardKey{}, st)
+	p.forward.ServeHTTP(cw, r.WithContext(ctx))
 
 	ev.Verdict, ev.Status = "allow", cw.status
 	ev.BytesIn, ev.BytesOut = cw.n, body.n.Load()
-	if upstreamErr != nil {
-		ev.Verdict, ev.Reason = "error", "upstream: "+upstreamErr.Error()
+	if st.err != nil {
+		ev.Verdict, ev.Reason = "error", "upstream: "+st.err.Error()
 	}
 	p.record(ev, start)
 }
@@ -467,7 +482,7 @@ func (p *proxy) check(ctx context.Context, cfg *config, host string, allowPrivat
 		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
 	}
 	// Fully qualified, so no search domain is tried first.
-	answers, err := p.resolver.LookupIPAddr(ctx, host+".")
+	answers, err := p.answers.lookup(ctx, p.resolver, host+".")
 	if err != nil {
 		return nil, &failure{http.StatusBadGateway, "resolve: " + err.Error()}
 	}

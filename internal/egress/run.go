@@ -206,6 +206,7 @@ func (p *proxy) watch(ctx context.Context, dir string, every time.Duration, last
 			p.cfg.Store(cfg)
 			// Kept upstream connections were checked under the old policy.
 			p.transport.CloseIdleConnections()
+			p.answers.reset()
 			ev.Verdict = "allow"
 			ev.Detail = fmt.Sprintf("%d rules, %d private networks", len(cfg.policy.Rules), len(cfg.private))
 			p.log.Info("egress policy reloaded", "rules", len(cfg.policy.Rules))

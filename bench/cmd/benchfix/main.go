@@ -2,6 +2,7 @@
 //
 //	benchfix dns  -listen 127.0.0.1:53 -name bench.test -addr 127.0.0.1
 //	benchfix sse  -listen 127.0.0.1:PORT [-require-header x-api-key] [-tls-cert F -tls-key F]
+//	benchfix floor -listen 127.0.0.1:PORT [-upstream URL -header NAME -value V]
 //	benchfix ttfe -n 200 [-cold] [-header "Name: value"] LABEL=URL [LABEL=URL ...]
 //
 // dns answers one name with one IPv4 address (no AAAA, NXDOMAIN for any
@@ -36,7 +37,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchfix dns|sse|ttfe [flags]")
+		fmt.Fprintln(os.Stderr, "usage: benchfix dns|sse|ttfe|floor [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -47,6 +48,8 @@ func main() {
 		err = serveDNS(ctx, os.Args[2:])
 	case "sse":
 		err = serveSSE(ctx, os.Args[2:])
+	case "floor":
+		err = serveFloor(ctx, os.Args[2:])
 	case "ttfe":
 		err = ttfe(ctx, os.Args[2:])
 	default:
