@@ -36,6 +36,7 @@ echo
 
 build_bin "$TMP"
 BIN="$TMP/claude-bottle"
+(cd "$REPO_ROOT" && CGO_ENABLED=0 go build -o "$TMP/benchfix" ./bench/cmd/benchfix)
 
 # A bottle with every sidecar. Nothing in it is ever contacted: the command is
 # `true`, and the upstreams are under .test (reserved, never resolvable).
@@ -97,6 +98,17 @@ bare() {
 	ms_since "$t"
 }
 
+# floor KIND I: the engine work alone (benchfix launchfloor): "one" is a
+# private network, one sidecar and the agent; "shape" is this bottle's shape
+# (two networks, four sidecars, the agent). Prints wall ms.
+floor() {
+	local t args=(-sidecars 1)
+	[ "$1" = shape ] && args=(-sidecars 4 -outside)
+	t=$(date +%s%N)
+	"$TMP/benchfix" launchfloor -prefix "$PREFIX-floor-$1-$2" "${args[@]}"
+	ms_since "$t"
+}
+
 # bottle RUNTIME I: one claude-bottle run; prints "wall phase=ms ...".
 bottle() {
 	local t err inst="$PREFIX-$1-$2" rc=0
@@ -134,12 +146,18 @@ for rt in $RUNTIMES; do
 	# Warm-up: caches the runsc probe and the page cache; not timed.
 	bare warm >/dev/null
 	bottle "$rt" warm >/dev/null
+	floor one warm >/dev/null
+	floor shape warm >/dev/null
 	grep -v '^claude-bottle: timing' "$TMP/run-$rt-warm.err" | sed 's/^/  note: /' || true
 	: >"$TMP/bare-$rt.txt"
 	: >"$TMP/bottle-$rt.txt"
+	: >"$TMP/floor1-$rt.txt"
+	: >"$TMP/floorshape-$rt.txt"
 	for i in $(seq "$N"); do
 		bare "$i" >>"$TMP/bare-$rt.txt"
 		bottle "$rt" "$i" >>"$TMP/bottle-$rt.txt"
+		floor one "$rt-$i" >>"$TMP/floor1-$rt.txt"
+		floor shape "$rt-$i" >>"$TMP/floorshape-$rt.txt"
 	done
 	echo "bare docker run --rm claude-bottle-agent:local true (ms):"
 	echo "  samples: $(tr '\n' ' ' <"$TMP/bare-$rt.txt")"
@@ -152,6 +170,12 @@ for rt in $RUNTIMES; do
 	bmean=$(stats <"$TMP/bare-$rt.txt" | field mean)
 	cmean=$(cut -d' ' -f1 "$TMP/bottle-$rt.txt" | stats | field mean)
 	echo "ratio (claude-bottle / bare): median $(ratio "$cm" "$bm"), mean $(ratio "$cmean" "$bmean") (goal <= 1.5)"
+	f1=$(stats <"$TMP/floor1-$rt.txt" | field median)
+	fs=$(stats <"$TMP/floorshape-$rt.txt" | field median)
+	echo "engine floor, nothing but the engine calls (benchfix launchfloor, runc, ms):"
+	printf '  %-34s %s\n' "private network + 1 sidecar + agent" "$(stats <"$TMP/floor1-$rt.txt")"
+	printf '  %-34s %s\n' "this shape: 2 networks, 4 sidecars" "$(stats <"$TMP/floorshape-$rt.txt")"
+	echo "  floor / bare: one sidecar $(ratio "$f1" "$bm"), this shape $(ratio "$fs" "$bm"); claude-bottle / this shape's floor $(ratio "$cm" "$fs")"
 	echo
 done
 

@@ -3,6 +3,7 @@
 //	benchfix dns  -listen 127.0.0.1:53 -name bench.test -addr 127.0.0.1
 //	benchfix sse  -listen 127.0.0.1:PORT [-require-header x-api-key] [-tls-cert F -tls-key F]
 //	benchfix floor -listen 127.0.0.1:PORT [-upstream URL -header NAME -value V]
+//	benchfix launchfloor [-image IMG] [-prefix NAME] [-sidecars N] [-outside]
 //	benchfix ttfe -n 200 [-cold] [-header "Name: value"] LABEL=URL [LABEL=URL ...]
 //
 // dns answers one name with one IPv4 address (no AAAA, NXDOMAIN for any
@@ -37,7 +38,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchfix dns|sse|ttfe|floor [flags]")
+		fmt.Fprintln(os.Stderr, "usage: benchfix dns|sse|ttfe|floor|launchfloor [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -48,6 +49,8 @@ func main() {
 		err = serveDNS(ctx, os.Args[2:])
 	case "sse":
 		err = serveSSE(ctx, os.Args[2:])
+	case "launchfloor":
+		err = launchFloor(ctx, os.Args[2:])
 	case "floor":
 		err = serveFloor(ctx, os.Args[2:])
 	case "ttfe":
