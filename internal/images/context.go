@@ -14,10 +14,10 @@ import (
 
 // hashScheme changes whenever the way inputs are hashed changes, so old
 // images are rebuilt rather than wrongly matched.
-const hashScheme = "claude-bottle images v1"
+const hashScheme = "claude-bottle images v2"
 
 // inputHash is the sha256 of everything a build depends on that we control:
-// the Dockerfile, every context file's name, mode and content, and the build
+// the Dockerfile, every context file's name, mode and content digest, and the build
 // args. Every field is length-prefixed so no two inputs hash alike by
 // shifting bytes between fields.
 func inputHash(dockerfile []byte, files []file, args map[string]*string) string {
@@ -42,7 +42,8 @@ func inputHash(dockerfile []byte, files []file, args map[string]*string) string 
 	for _, f := range sorted {
 		field([]byte(f.name))
 		field([]byte(fmt.Sprintf("%o", f.mode)))
-		field(f.data)
+		sum := f.digest()
+		field(sum[:])
 	}
 	for _, k := range slices.Sorted(maps.Keys(args)) {
 		field([]byte(k))
@@ -62,14 +63,18 @@ func contextTar(dockerfile []byte, files []file) ([]byte, error) {
 	tw := tar.NewWriter(&buf)
 	all := append([]file{{name: "Dockerfile", mode: 0o644, data: dockerfile}}, files...)
 	for _, f := range all {
+		data, err := f.content()
+		if err != nil {
+			return nil, fmt.Errorf("build context: %w", err)
+		}
 		hdr := &tar.Header{
-			Name: f.name, Mode: f.mode, Size: int64(len(f.data)),
+			Name: f.name, Mode: f.mode, Size: int64(len(data)),
 			Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0), Format: tar.FormatPAX,
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, fmt.Errorf("build context: %w", err)
 		}
-		if _, err := tw.Write(f.data); err != nil {
+		if _, err := tw.Write(data); err != nil {
 			return nil, fmt.Errorf("build context: %w", err)
 		}
 	}

@@ -5,6 +5,7 @@ package images
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"debug/elf"
 	"embed"
 	"encoding/pem"
@@ -89,11 +90,39 @@ type plan struct {
 	args       map[string]*string
 }
 
-// file is one file of a build context besides the Dockerfile.
+// file is one file of a build context besides the Dockerfile: its bytes,
+// or (for the large claude-bottle binary) the path they are read from only
+// when a build needs them, and their digest taken when the file was found.
 type file struct {
 	name string
 	mode int64
 	data []byte
+	path string   // read by content; data is then unused
+	sum  [32]byte // sha256 of the content at path
+}
+
+// digest is the sha256 of the file's content.
+func (f file) digest() [32]byte {
+	if f.path != "" {
+		return f.sum
+	}
+	return sha256.Sum256(f.data)
+}
+
+// content returns the file's bytes. A file read from its path must still
+// have the digest the image's hash label was computed from.
+func (f file) content() ([]byte, error) {
+	if f.path == "" {
+		return f.data, nil
+	}
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		return nil, err
+	}
+	if sha256.Sum256(data) != f.sum {
+		return nil, fmt.Errorf("%s changed while the image was being prepared; run again", f.path)
+	}
+	return data, nil
 }
 
 // Ensure makes sure every needed image exists and matches its inputs,
@@ -123,7 +152,8 @@ func Ensure(ctx context.Context, c *docker.Client, log *slog.Logger, opts Option
 // plans gathers the inputs of each needed image; it reads files but does not
 // touch the engine.
 func plans(opts Options, need Need) ([]plan, error) {
-	var ca, bin []byte
+	var ca []byte
+	var bin file
 	var err error
 	if need.Agent || need.GitGate || need.Sidecar {
 		if ca, err = readExtraCA(opts.ExtraCA); err != nil {
@@ -147,7 +177,7 @@ func plans(opts Options, need Need) ([]plan, error) {
 			kind: "sidecar", tag: tag(opts.Tags.Sidecar, SidecarTag),
 			dockerfile: builtin("sidecar.Dockerfile"),
 			files: []file{
-				{name: "claude-bottle", mode: 0o755, data: bin},
+				bin,
 				// cred-proxy verifies its upstreams: the host's roots plus the
 				// extra CA (a corporate proxy re-signs their certificates too).
 				{name: "ca-certificates.crt", mode: 0o644, data: append(hostRoots(), ca...)},
@@ -159,7 +189,7 @@ func plans(opts Options, need Need) ([]plan, error) {
 			kind: "git-gate", tag: tag(opts.Tags.GitGate, GitGateTag),
 			dockerfile: builtin("gitgate.Dockerfile"),
 			files: []file{
-				{name: "claude-bottle", mode: 0o755, data: bin},
+				bin,
 				{name: "extra-ca.crt", mode: 0o644, data: ca},
 			},
 		})
@@ -257,23 +287,32 @@ func readExtraCA(path string) ([]byte, error) {
 	}
 }
 
-// readBinary returns the claude-bottle binary for the sidecar images.
-func readBinary(path string) ([]byte, error) {
+// readBinary finds the claude-bottle binary for the sidecar images and
+// takes its digest, streaming: a run whose images are current never holds
+// the whole binary (tens of MB) in memory.
+func readBinary(path string) (file, error) {
 	if path == "" {
 		exe, err := os.Executable()
 		if err != nil {
-			return nil, fmt.Errorf("find the claude-bottle binary: %w", err)
+			return file{}, fmt.Errorf("find the claude-bottle binary: %w", err)
 		}
 		path = exe
 	}
 	if err := checkStatic(path); err != nil {
-		return nil, err
+		return file{}, err
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("read the claude-bottle binary: %w", err)
+		return file{}, fmt.Errorf("read the claude-bottle binary: %w", err)
 	}
-	return data, nil
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return file{}, fmt.Errorf("read the claude-bottle binary: %w", err)
+	}
+	out := file{name: "claude-bottle", mode: 0o755, path: path}
+	h.Sum(out.sum[:0])
+	return out, nil
 }
 
 // errNotStatic explains the one fix; the sidecar image has no libc to load.
