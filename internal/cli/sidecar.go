@@ -84,9 +84,18 @@ func newSidecarCmd(g *globals) *cobra.Command {
 // docs/performance.md). GOGC, when set, wins.
 const proxyGCPercent = 400
 
+// proxyMemoryLimit is a soft limit under the 512 MiB the plan gives each
+// sidecar container: near it the collector runs as often as it must,
+// whatever the target above, rather than the kernel killing the proxy.
+// GOMEMLIMIT, when set, wins.
+const proxyMemoryLimit = 384 << 20
+
 func proxyGC(getenv func(string) string) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(proxyGCPercent)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(proxyMemoryLimit)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -118,5 +119,39 @@ func TestKeptAnswerRechecked(t *testing.T) {
 	}
 	if n := h.res.count("allowed.test"); n != 1 {
 		t.Fatalf("%d lookups, want 1 (the kept answer, checked again)", n)
+	}
+}
+
+// An allowed request whose upstream cannot be reached answers 502 naming
+// the request, and its log line says "error" with the upstream's reason
+// (the shared ReverseProxy hands both back through the request's state).
+func TestForwardUpstreamError(t *testing.T) {
+	h := newHarness(t, testPolicy(), nil, testAnswers())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	h.dial.setRedirect("127.0.0.1:80", closed)
+	for range 2 { // twice: one request's state must not leak into the next
+		resp, err := h.client().Get("http://allowed.test/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), "claude-bottle egress: cannot reach GET allowed.test:80: ") {
+			t.Fatalf("got %d %q", resp.StatusCode, b)
+		}
+	}
+	var errs int
+	for _, e := range h.events() {
+		if e.Kind == "http" && e.Verdict == "error" && strings.HasPrefix(e.Reason, "upstream: ") && e.Host == "allowed.test" {
+			errs++
+		}
+	}
+	if errs != 2 {
+		t.Fatalf("%d error events, want 2: %+v", errs, h.events())
 	}
 }
