@@ -202,28 +202,37 @@ echo
 # accepts: connections the upstream nginx has accepted so far.
 accepts() { curl -s "http://127.0.0.1:$P_UP/nginx_status" | awk 'NR == 3 {print $1}'; }
 
-# thr NAME URL: median req/s of REPS wrk runs.
-thr() {
-	local name=$1 url=$2 i med a0 a1 reqs
+# thr_once NAME URL I: one wrk run, and how many connections the upstream
+# nginx accepted during it.
+thr_once() {
+	local name=$1 url=$2 i=$3 a0 a1
 	a0=$(accepts)
-	for i in $(seq "$REPS"); do
-		wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$TMP/wrk-$name-$i.txt"
-		wrk_summary "$TMP/wrk-$name-$i.txt" >"$TMP/sum-$name-$i.txt"
-	done
+	wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$TMP/wrk-$name-$i.txt"
+	a1=$(accepts)
+	wrk_summary "$TMP/wrk-$name-$i.txt" >"$TMP/sum-$name-$i.txt"
+	echo $((a1 - a0 - 1)) >"$TMP/acc-$name-$i.txt"
+}
+# thr_report NAME: the median req/s of its runs, each run, connections.
+thr_report() {
+	local name=$1 i med conns reqs
 	med=$(sed 's/^rps=\([^ ]*\).*/\1/' "$TMP"/sum-"$name"-*.txt | stats | field median)
 	printf '  %-10s req/s median %8.0f   runs: %s\n' "$name" "$med" "$(sed 's/^rps=\([0-9]*\).*/\1/' "$TMP"/sum-"$name"-*.txt | tr '\n' ' ')"
 	for i in $(seq "$REPS"); do printf '  %-10s   run %d: %s\n' "" "$i" "$(cat "$TMP/sum-$name-$i.txt")"; done
-	a1=$(accepts)
+	conns=$(cat "$TMP"/acc-"$name"-*.txt | awk '{s += $1} END {print s}')
 	reqs=$(cat "$TMP"/wrk-"$name"-*.txt | awk '/requests in/ {s += $1} END {print s}')
-	printf '  %-10s   upstream connections opened: %d for %d requests\n' "" $((a1 - a0 - 1)) "$reqs"
+	printf '  %-10s   upstream connections opened: %d for %d requests\n' "" "$conns" "$reqs"
 	echo "$med" >"$TMP/med-$name"
 }
-echo "== throughput: GET 1 KiB through the reverse proxy, keep-alive"
-thr direct "http://127.0.0.1:$P_UP/small"
-thr cred-proxy "http://127.0.0.1:$P_CP/api/small"
-thr nginx "http://127.0.0.1:$P_NG/api/small"
-thr cp-egress "http://127.0.0.1:$P_CPE/api/small"
-thr floor "http://127.0.0.1:$P_FL/small"
+echo "== throughput: GET 1 KiB through the reverse proxy, keep-alive (interleaved runs)"
+declare -A URL=([direct]="http://127.0.0.1:$P_UP/small" [cred-proxy]="http://127.0.0.1:$P_CP/api/small"
+	[nginx]="http://127.0.0.1:$P_NG/api/small" [cp-egress]="http://127.0.0.1:$P_CPE/api/small" [floor]="http://127.0.0.1:$P_FL/small")
+PEERS="direct cred-proxy nginx cp-egress floor"
+# Every peer once, then again: a drift of the machine's speed during the
+# run affects every peer alike.
+for i in $(seq "$REPS"); do
+	for name in $PEERS; do thr_once "$name" "${URL[$name]}" "$i"; done
+done
+for name in $PEERS; do thr_report "$name"; done
 echo "  cred-proxy/nginx $(ratio "$(cat "$TMP/med-cred-proxy")" "$(cat "$TMP/med-nginx")") (goal >= 1.0), cred-proxy/direct $(ratio "$(cat "$TMP/med-cred-proxy")" "$(cat "$TMP/med-direct")"), nginx/direct $(ratio "$(cat "$TMP/med-nginx")" "$(cat "$TMP/med-direct")")"
 echo "  floor (a bare httputil.ReverseProxy, no checks, no log): floor/nginx $(ratio "$(cat "$TMP/med-floor")" "$(cat "$TMP/med-nginx")"), cred-proxy/floor $(ratio "$(cat "$TMP/med-cred-proxy")" "$(cat "$TMP/med-floor")")"
 echo "  (cp-egress: cred-proxy -> egress CONNECT -> https upstream, the path in a bottle; not part of the goal)"

@@ -180,9 +180,9 @@ echo "ports: nginx http $P_SMALL, https $P_TLS; egress $P_EGRESS; squid $P_SQUID
 echo
 
 # --- small requests
-# small MODE NAME: median of REPS wrk runs; MODE close|keepalive.
-small() {
-	local mode=$1 name=$2 url env=() i
+# small_once MODE NAME I: one wrk run; MODE close|keepalive.
+small_once() {
+	local mode=$1 name=$2 i=$3 url env=()
 	env=(BENCH_TARGET="$NAME:$P_SMALL")
 	[ "$mode" = close ] && env+=(BENCH_CLOSE=1)
 	if [ "$name" = direct ]; then
@@ -191,24 +191,31 @@ small() {
 	else
 		url="http://127.0.0.1:${PROXY[$name]}"
 	fi
-	for i in $(seq "$REPS"); do
-		env "${env[@]}" wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$BENCH_DIR/proxy.lua" "$url" >"$TMP/wrk-$mode-$name-$i.txt"
-		wrk_summary "$TMP/wrk-$mode-$name-$i.txt" >"$TMP/sum-$mode-$name-$i.txt"
-	done
-	local med
+	env "${env[@]}" wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$BENCH_DIR/proxy.lua" "$url" >"$TMP/wrk-$mode-$name-$i.txt"
+	wrk_summary "$TMP/wrk-$mode-$name-$i.txt" >"$TMP/sum-$mode-$name-$i.txt"
+}
+# small_report MODE NAME: the median of its runs, and each run.
+small_report() {
+	local mode=$1 name=$2 i med
 	med=$(cat "$TMP"/sum-"$mode"-"$name"-*.txt | sed 's/^rps=\([^ ]*\).*/\1/' | stats | field median)
 	printf '  %-10s req/s median %8.0f   runs: %s\n' "$name" "$med" "$(sed 's/^rps=\([0-9]*\).*/\1/' "$TMP"/sum-"$mode"-"$name"-*.txt | tr '\n' ' ')"
 	for i in $(seq "$REPS"); do printf '  %-10s   run %d: %s\n' "" "$i" "$(cat "$TMP/sum-$mode-$name-$i.txt")"; done
 	echo "$med" >"$TMP/med-$mode-$name"
 }
 
+PEERS="direct egress squid tinyproxy floor"
 for mode in $MODES; do
 	if [ "$mode" = close ]; then
 		echo "== small requests (1 KiB), Connection: close: one request per client connection"
 	else
 		echo "== small requests (1 KiB), keep-alive"
 	fi
-	for name in direct egress squid tinyproxy floor; do small "$mode" "$name"; done
+	# Interleaved (every peer once, then again), so a drift of the
+	# machine's speed during the run affects every peer alike.
+	for i in $(seq "$REPS"); do
+		for name in $PEERS; do small_once "$mode" "$name" "$i"; done
+	done
+	for name in $PEERS; do small_report "$mode" "$name"; done
 	e=$(cat "$TMP/med-$mode-egress") s=$(cat "$TMP/med-$mode-squid") t=$(cat "$TMP/med-$mode-tinyproxy") d=$(cat "$TMP/med-$mode-direct") f=$(cat "$TMP/med-$mode-floor")
 	echo "  egress/squid $(ratio "$e" "$s") (goal >= 1.5), egress/tinyproxy $(ratio "$e" "$t"), egress/direct $(ratio "$e" "$d")"
 	echo "  floor (bare Go proxy, no checks, no log)/squid $(ratio "$f" "$s"), egress/floor $(ratio "$e" "$f")"
@@ -221,24 +228,29 @@ echo "egress decision log: $allowed allow lines, $other other lines"
 echo
 
 # --- bulk over TLS through CONNECT
-# bulk NAME: MB/s (10^6 bytes) of REPS downloads; prints median and runs.
-bulk() {
-	local name=$1 args=() i
+# bulk_once NAME: one download; appends its MB/s (10^6 bytes) to bulk-NAME.
+bulk_once() {
+	local name=$1 args=() out
 	args=(--resolve "$NAME:$P_TLS:127.0.0.1")
 	[ "$name" = direct ] || args=(-x "http://127.0.0.1:${PROXY[$name]}")
-	: >"$TMP/bulk-$name"
-	for i in $(seq "$REPS"); do
-		out=$(curl -s -o /dev/null --cacert "$TMP/nginx/cert.pem" "${args[@]}" -w '%{http_code} %{size_download} %{speed_download}' "https://$NAME:$P_TLS/big")
-		set -- $out
-		[ "$1" = 200 ] && [ "$2" = $((BULK_GIB * 1073741824)) ] || { echo "$name: bulk answered $out" >&2; exit 1; }
-		awk -v b="$3" 'BEGIN { printf "%.0f\n", b / 1e6 }' >>"$TMP/bulk-$name"
-	done
+	out=$(curl -s -o /dev/null --cacert "$TMP/nginx/cert.pem" "${args[@]}" -w '%{http_code} %{size_download} %{speed_download}' "https://$NAME:$P_TLS/big")
+	set -- $out
+	[ "$1" = 200 ] && [ "$2" = $((BULK_GIB * 1073741824)) ] || { echo "$name: bulk answered $out" >&2; exit 1; }
+	awk -v b="$3" 'BEGIN { printf "%.0f\n", b / 1e6 }' >>"$TMP/bulk-$name"
+}
+echo "== bulk: ${BULK_GIB} GiB over TLS (curl -> [proxy CONNECT] -> nginx https), interleaved"
+# One untimed direct download first: the first read of the big file ran at
+# half speed in every run (page cache), which penalised whoever came first.
+bulk_once direct
+for name in $PEERS; do : >"$TMP/bulk-$name"; done
+for i in $(seq "$REPS"); do
+	for name in $PEERS; do bulk_once "$name"; done
+done
+for name in $PEERS; do
 	med=$(stats <"$TMP/bulk-$name" | field median)
 	printf '  %-10s MB/s median %6.0f   runs: %s\n' "$name" "$med" "$(tr '\n' ' ' <"$TMP/bulk-$name")"
 	echo "$med" >"$TMP/bulkmed-$name"
-}
-echo "== bulk: ${BULK_GIB} GiB over TLS (curl -> [proxy CONNECT] -> nginx https)"
-for name in direct egress squid tinyproxy floor; do bulk "$name"; done
+done
 d=$(cat "$TMP/bulkmed-direct")
 echo "  floor/direct $(ratio "$(cat "$TMP/bulkmed-floor")" "$d") (a bare io.Copy relay: what one more hop costs here)"
 echo "  egress/direct $(ratio "$(cat "$TMP/bulkmed-egress")" "$d") (goal >= 0.9), squid/direct $(ratio "$(cat "$TMP/bulkmed-squid")" "$d"), tinyproxy/direct $(ratio "$(cat "$TMP/bulkmed-tinyproxy")" "$d")"
