@@ -2,6 +2,7 @@ package egress
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -20,13 +21,20 @@ const answerTTL = 5 * time.Second
 // it start over.
 const maxAnswers = 4096
 
-// answerCache keeps successful lookups of allowed names for answerTTL.
-// Failures are not kept: the next request asks again.
+// answerCache keeps lookups for answerTTL. The proxy has two: the answers
+// for allowed names, where a failure is not kept (the next request asks
+// again), and the addresses of the sidecars that rules are reserved for,
+// where a failure is kept too (keepFailures: until it expires, the reserved
+// rules do not apply, failing closed, without a lookup per request).
 type answerCache struct {
-	mu      sync.Mutex
-	entries map[string]answerEntry
-	now     func() time.Time
+	mu           sync.Mutex
+	entries      map[string]answerEntry
+	now          func() time.Time
+	keepFailures bool
 }
+
+// errKeptFailure answers a name whose last lookup failed moments ago.
+var errKeptFailure = errors.New("lookup failed moments ago")
 
 type answerEntry struct {
 	answers []net.IPAddr
@@ -47,10 +55,14 @@ func (c *answerCache) lookup(ctx context.Context, r Resolver, name string) ([]ne
 	e, ok := c.entries[name]
 	c.mu.Unlock()
 	if ok && now.Before(e.expires) {
+		if e.answers == nil {
+			return nil, errKeptFailure
+		}
 		return e.answers, nil
 	}
 	answers, err := r.LookupIPAddr(ctx, name)
-	if err != nil || len(answers) == 0 {
+	failed := err != nil || len(answers) == 0
+	if failed && !c.keepFailures {
 		return answers, err
 	}
 	c.mu.Lock()
@@ -58,8 +70,12 @@ func (c *answerCache) lookup(ctx context.Context, r Resolver, name string) ([]ne
 	if c.entries == nil || len(c.entries) >= maxAnswers {
 		c.entries = make(map[string]answerEntry)
 	}
-	c.entries[name] = answerEntry{answers: answers, expires: now.Add(answerTTL)}
-	return answers, nil
+	e = answerEntry{answers: answers, expires: now.Add(answerTTL)}
+	if failed {
+		e.answers = nil
+	}
+	c.entries[name] = e
+	return answers, err
 }
 
 // reset forgets every kept answer (on a policy reload).

@@ -64,6 +64,22 @@ func TestAnswerCache(t *testing.T) {
 	if n := res.count("missing.test"); n != 2 {
 		t.Fatalf("failed lookups: %d, want 2 (not kept)", n)
 	}
+
+	// The reserved sidecars' cache keeps failures too, for the same TTL.
+	kept := &answerCache{now: clock.now, keepFailures: true}
+	for range 2 {
+		if a, err := kept.lookup(ctx, res, "gone.test."); err == nil || a != nil {
+			t.Fatalf("gone.test: %v %v", a, err)
+		}
+	}
+	if n := res.count("gone.test"); n != 1 {
+		t.Fatalf("failed lookups with keepFailures: %d, want 1 (kept)", n)
+	}
+	clock.add(answerTTL)
+	kept.lookup(ctx, res, "gone.test.")
+	if n := res.count("gone.test"); n != 2 {
+		t.Fatalf("after the TTL: %d lookups, want 2", n)
+	}
 }
 
 func TestAnswerCacheBounded(t *testing.T) {

@@ -62,8 +62,8 @@ func newConfig(p *Policy, s *Secrets) *config {
 // proxy is the allowlist proxy: CONNECT tunnels and absolute-form plain
 // HTTP, each decided by Decide just before the dial.
 type proxy struct {
-	clients      clientCache
-	answers      answerCache
+	clients      answerCache // the reserved sidecars' addresses
+	answers      answerCache // allowed names' addresses
 	log          *slog.Logger
 	audit        *audit.Log
 	resolver     Resolver
@@ -82,6 +82,7 @@ func newProxy(log *slog.Logger, alog *audit.Log, resolver Resolver, dial func(co
 		dial = (&net.Dialer{Timeout: dialTimeout}).DialContext
 	}
 	p := &proxy{log: log, audit: alog, resolver: resolver, dial: dial, helloTimeout: helloTimeout}
+	p.clients.keepFailures = true
 	p.cfg.Store(cfg)
 	p.transport = &http.Transport{
 		// Never an environment proxy: this is the way out.
