@@ -23,7 +23,7 @@ func launchFloor(ctx context.Context, args []string) (err error) {
 	fs := flag.NewFlagSet("launchfloor", flag.ExitOnError)
 	image := fs.String("image", "claude-bottle-agent:local", "image for every container")
 	prefix := fs.String("prefix", "cbfloor", "name prefix of everything made")
-	sidecars := fs.Int("sidecars", 1, "sidecar containers")
+	nsidecars := fs.Int("sidecars", 1, "sidecar containers")
 	outside := fs.Bool("outside", false, "also create an outside network, joined by the first sidecar")
 	fs.Parse(args)
 
@@ -33,89 +33,49 @@ func launchFloor(ctx context.Context, args []string) (err error) {
 	}
 	defer dc.Close()
 	cleanup := context.WithoutCancel(ctx)
-	var made []string
-	var nets []string
+	var mu sync.Mutex
+	var made, nets []string
 	defer func() {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for _, id := range made {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if rerr := dc.RemoveContainer(cleanup, id); rerr != nil {
-					mu.Lock()
-					err = errors.Join(err, rerr)
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		for _, n := range nets {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if rerr := dc.RemoveNetwork(cleanup, n); rerr != nil {
-					mu.Lock()
-					err = errors.Join(err, rerr)
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
+		err = errors.Join(err,
+			concurrently(made, func(id string) error { return dc.RemoveContainer(cleanup, id) }),
+			concurrently(nets, func(n string) error { return dc.RemoveNetwork(cleanup, n) }))
 	}()
 
 	specs := []docker.NetworkSpec{{Name: *prefix + "-net", Internal: true}}
 	if *outside {
 		specs = append(specs, docker.NetworkSpec{Name: *prefix + "-out"})
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	for _, s := range specs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, cerr := dc.CreateNetwork(ctx, s)
-			mu.Lock()
-			defer mu.Unlock()
-			if cerr != nil {
-				errs = append(errs, cerr)
-				return
-			}
-			nets = append(nets, s.Name)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err = concurrently(specs, func(s docker.NetworkSpec) error {
+		if _, err := dc.CreateNetwork(ctx, s); err != nil {
+			return err
+		}
+		mu.Lock()
+		nets = append(nets, s.Name)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	for i := range *sidecars {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			spec := docker.ContainerSpec{Name: fmt.Sprintf("%s-side%d", *prefix, i), Image: *image,
-				Entrypoint: []string{"sleep"}, Cmd: []string{"300"}, Network: *prefix + "-net"}
-			if i == 0 && *outside {
-				spec.ExtraNetworks = []docker.Attach{{Network: *prefix + "-out"}}
-			}
-			id, cerr := dc.CreateContainer(ctx, spec)
-			mu.Lock()
-			if cerr == nil {
-				made = append(made, id)
-			}
-			mu.Unlock()
-			if cerr == nil {
-				cerr = dc.StartContainer(ctx, id)
-			}
-			if cerr != nil {
-				mu.Lock()
-				errs = append(errs, cerr)
-				mu.Unlock()
-			}
-		}()
+	sidecars := make([]docker.ContainerSpec, *nsidecars)
+	for i := range sidecars {
+		sidecars[i] = docker.ContainerSpec{Name: fmt.Sprintf("%s-side%d", *prefix, i), Image: *image,
+			Entrypoint: []string{"sleep"}, Cmd: []string{"300"}, Network: *prefix + "-net"}
+		if i == 0 && *outside {
+			sidecars[i].ExtraNetworks = []docker.Attach{{Network: *prefix + "-out"}}
+		}
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err = concurrently(sidecars, func(spec docker.ContainerSpec) error {
+		id, err := dc.CreateContainer(ctx, spec)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		made = append(made, id)
+		mu.Unlock()
+		return dc.StartContainer(ctx, id)
+	})
+	if err != nil {
 		return err
 	}
 	id, err := dc.CreateContainer(ctx, docker.ContainerSpec{Name: *prefix + "-agent", Image: *image, Cmd: []string{"true"}, Network: *prefix + "-net"})
@@ -131,4 +91,19 @@ func launchFloor(ctx context.Context, args []string) (err error) {
 		return fmt.Errorf("agent exited %d", code)
 	}
 	return nil
+}
+
+// concurrently runs f on every item at once and joins their errors.
+func concurrently[T any](items []T, f func(T) error) error {
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(it)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
