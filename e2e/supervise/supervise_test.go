@@ -57,11 +57,15 @@ func agentImage(t *testing.T, c *docker.Client) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, ok, err := c.InspectImage(context.Background(), plan.AgentImage)
-	if err != nil || !ok {
-		t.Fatalf("agent image %s: %v (exists %v)", plan.AgentImage, err, ok)
+	refs, err := plan.Refs(map[string]string{"CLAUDE_BOTTLE_IMAGE_TAG": os.Getenv("CLAUDE_BOTTLE_IMAGE_TAG")})
+	if err != nil {
+		t.Fatal(err)
 	}
-	df := fmt.Sprintf("FROM %s\n# base %s\nCOPY app /usr/local/bin/supervise-client\n", plan.AgentImage, base.ID)
+	base, ok, err := c.InspectImage(context.Background(), refs.Agent)
+	if err != nil || !ok {
+		t.Fatalf("agent image %s: %v (exists %v)", refs.Agent, err, ok)
+	}
+	df := fmt.Sprintf("FROM %s\n# base %s\nCOPY app /usr/local/bin/supervise-client\n", refs.Agent, base.ID)
 	return e2etest.DockerfileImage(t, c, "claude-bottle-fixture-supervise-agent:test", df, map[string][]byte{"app": app})
 }
 

@@ -34,7 +34,7 @@ func hostFacts(ctx context.Context, g *globals, c *docker.Client, state, sidecar
 		UID:   os.Getuid(),
 		GID:   os.Getgid(),
 	}
-	for _, k := range []string{"CLAUDE_BOTTLE_IMAGE", "CLAUDE_BOTTLE_DERIVED_IMAGE", "CLAUDE_BOTTLE_CONTAINER"} {
+	for _, k := range []string{"CLAUDE_BOTTLE_IMAGE", "CLAUDE_BOTTLE_IMAGE_TAG", "CLAUDE_BOTTLE_DERIVED_IMAGE", "CLAUDE_BOTTLE_CONTAINER"} {
 		if v := g.getenv(k); v != "" {
 			h.Env[k] = v
 		}
@@ -121,4 +121,14 @@ func approvedDockerfile(state, agent string) []byte {
 		return nil
 	}
 	return b
+}
+
+// imageTags are the image references images.Ensure builds, as the plan
+// will name them (CLAUDE_BOTTLE_IMAGE_TAG).
+func imageTags(g *globals) (images.Set, error) {
+	refs, err := plan.Refs(map[string]string{"CLAUDE_BOTTLE_IMAGE_TAG": g.getenv("CLAUDE_BOTTLE_IMAGE_TAG")})
+	if err != nil {
+		return images.Set{}, err
+	}
+	return images.Set{Agent: refs.Agent, Sidecar: refs.Sidecar, GitGate: refs.GitGate}, nil
 }

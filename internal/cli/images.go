@@ -56,8 +56,12 @@ builds from concurrent runs on one host are serialized.`,
 				return err
 			}
 			defer c.Close()
+			tags, err := imageTags(g)
+			if err != nil {
+				return err
+			}
 			need := images.Need{Agent: true, Sidecar: !agentOnly, GitGate: !agentOnly}
-			set, err := images.Ensure(ctx, c, g.log, images.Options{ExtraCA: caCerts, Progress: progress}, need)
+			set, err := images.Ensure(ctx, c, g.log, images.Options{ExtraCA: caCerts, Progress: progress, Tags: tags}, need)
 			if err != nil {
 				return fmt.Errorf("images: %w", err)
 			}

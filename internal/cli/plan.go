@@ -83,7 +83,11 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 		if obs, err = launch.Observe(ctx, c, bottle.Egress.Networks); err != nil {
 			return nil, err
 		}
-		img := plan.SidecarImage
+		tags, err := imageTags(g)
+		if err != nil {
+			return nil, err
+		}
+		img := tags.Sidecar
 		if _, ok, _ := c.ImageLabels(ctx, img); !ok {
 			img = ""
 		}

@@ -166,10 +166,14 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	}
 	defer c.Close()
 
+	tags, err := imageTags(g)
+	if err != nil {
+		return err
+	}
 	bottle := m.Bottles[m.Agents[agent].Bottle]
 	need := images.Need{Sidecar: true, GitGate: len(bottle.Git.Repos) > 0, Agent: g.getenv("CLAUDE_BOTTLE_IMAGE") == ""}
 	set, err := images.Ensure(ctx, c, g.log, images.Options{
-		ExtraCA: extraCA(g, m, caFlag), Progress: progress, AgentDockerfile: approvedDockerfile(state, agent),
+		ExtraCA: extraCA(g, m, caFlag), Progress: progress, AgentDockerfile: approvedDockerfile(state, agent), Tags: tags,
 	}, need)
 	if err != nil {
 		return fmt.Errorf("images: %w", err)

@@ -54,10 +54,14 @@ func Build(m *manifest.Manifest, opts Options, obs Observed, host Host) (*Plan, 
 		return nil, err
 	}
 
+	refs, err := Refs(host.Env)
+	if err != nil {
+		return nil, err
+	}
 	p := &Plan{Agent: opts.Agent, Instance: instance}
 	s := &p.Spec
 	s.Bottle = agent.Bottle
-	s.Image = AgentImage
+	s.Image = refs.Agent
 	if v := host.Env["CLAUDE_BOTTLE_IMAGE"]; v != "" {
 		s.Image = v
 	}
@@ -117,7 +121,7 @@ func Build(m *manifest.Manifest, opts Options, obs Observed, host Host) (*Plan, 
 		return nil, err
 	}
 	s.Files = files
-	p.Docker = dockerPlan(p, agent, bottle, runtime, host)
+	p.Docker = dockerPlan(p, agent, bottle, runtime, host, refs)
 	return p, nil
 }
 
@@ -442,7 +446,7 @@ func (o Observed) subnets(network string) []string {
 	return o.Subnets[network]
 }
 
-func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, host Host) DockerPlan {
+func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, host Host, refs ImageRefs) DockerPlan {
 	s := &p.Spec
 	inst := p.Instance
 	_, nets := ResourceNames(inst)
@@ -485,7 +489,7 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 		var c Container
 		switch role {
 		case RoleEgress:
-			c = Container{Role: role, Image: SidecarImage, Cmd: sidecarCmd(role),
+			c = Container{Role: role, Image: refs.Sidecar, Cmd: sidecarCmd(role),
 				Join:   append([]string{out}, s.JoinNetworks...),
 				Mounts: []Mount{{Source: stage.EgressDir, Stage: true, Target: stage.ContainerConfigRoot + "/egress", ReadOnly: true}, logMount},
 				Health: health("/claude-bottle", EgressPort),
@@ -493,16 +497,16 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 				Sysctls: map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"},
 			}
 		case RoleCredProxy:
-			c = Container{Role: role, Image: SidecarImage, Cmd: sidecarCmd(role), Env: proxyEnv,
+			c = Container{Role: role, Image: refs.Sidecar, Cmd: sidecarCmd(role), Env: proxyEnv,
 				Mounts: []Mount{{Source: stage.CredProxyDir, Stage: true, Target: stage.ContainerConfigRoot + "/cred-proxy", ReadOnly: true}, logMount},
 				Health: health("/claude-bottle", CredProxyPort)}
 		case RoleGitGate:
-			c = Container{Role: role, Image: GitGateImage, Cmd: sidecarCmd(role), Env: append(append([]string(nil), proxyEnv...), "HOME=/tmp"),
+			c = Container{Role: role, Image: refs.GitGate, Cmd: sidecarCmd(role), Env: append(append([]string(nil), proxyEnv...), "HOME=/tmp"),
 				Mounts: []Mount{{Source: stage.GitGateDir, Stage: true, Target: stage.ContainerConfigRoot + "/git-gate", ReadOnly: true}, logMount},
 				Tmpfs:  map[string]string{"/tmp": "rw,exec,size=2g"},
 				Health: health("/usr/local/bin/claude-bottle", GitGatePort)}
 		case RoleSupervise:
-			c = Container{Role: role, Image: SidecarImage, Cmd: sidecarCmd(role),
+			c = Container{Role: role, Image: refs.Sidecar, Cmd: sidecarCmd(role),
 				Mounts: []Mount{
 					{Source: stage.SuperviseReqs, Stage: true, Target: stage.ContainerSuperviseRoot + "/requests"},
 					{Source: stage.SuperviseDecided, Stage: true, Target: stage.ContainerSuperviseRoot + "/decisions", ReadOnly: true},

@@ -6,6 +6,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"regexp"
 )
 
 // Resource tags and the instance name bound.
@@ -19,6 +20,8 @@ const (
 	LabelOwner    = "dev.claude-bottle.owner"
 	LabelRuntime  = "dev.claude-bottle.runtime"
 
+	// The images' default references; CLAUDE_BOTTLE_IMAGE_TAG replaces
+	// "local" in all three (see Refs).
 	AgentImage   = "claude-bottle-agent:local"
 	SidecarImage = "claude-bottle-sidecar:local"
 	GitGateImage = "claude-bottle-git-gate:local"
@@ -161,4 +164,23 @@ func chooseInstance(slug, pinned string, obs Observed) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%w: all %d names %s..%s-%d are in use; stop some bottles (`claude-bottle ps`) or run `claude-bottle cleanup`", ErrNameTaken, MaxInstances, base, base, MaxInstances)
+}
+
+// ImageRefs are the references of the project's own images.
+type ImageRefs struct{ Agent, Sidecar, GitGate string }
+
+var imageTagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// Refs returns the image references for the tag in CLAUDE_BOTTLE_IMAGE_TAG
+// ("local" when unset), so that two checkouts (or two versions) on one
+// engine keep their own images.
+func Refs(env map[string]string) (ImageRefs, error) {
+	tag := env["CLAUDE_BOTTLE_IMAGE_TAG"]
+	if tag == "" {
+		return ImageRefs{AgentImage, SidecarImage, GitGateImage}, nil
+	}
+	if !imageTagRE.MatchString(tag) {
+		return ImageRefs{}, fmt.Errorf("CLAUDE_BOTTLE_IMAGE_TAG=%q is not an image tag (letters, digits, '_', '.', '-'; at most 128)", tag)
+	}
+	return ImageRefs{"claude-bottle-agent:" + tag, "claude-bottle-sidecar:" + tag, "claude-bottle-git-gate:" + tag}, nil
 }

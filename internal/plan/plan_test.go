@@ -261,3 +261,19 @@ func TestMemBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestImageRefs(t *testing.T) {
+	r, err := Refs(nil)
+	if err != nil || r != (ImageRefs{AgentImage, SidecarImage, GitGateImage}) {
+		t.Fatalf("default refs: %+v %v", r, err)
+	}
+	r, err = Refs(map[string]string{"CLAUDE_BOTTLE_IMAGE_TAG": "wt-2"})
+	if err != nil || r.Agent != "claude-bottle-agent:wt-2" || r.Sidecar != "claude-bottle-sidecar:wt-2" || r.GitGate != "claude-bottle-git-gate:wt-2" {
+		t.Fatalf("tagged refs: %+v %v", r, err)
+	}
+	for _, bad := range []string{"a:b", "-x", "a/b", strings.Repeat("x", 129)} {
+		if _, err := Refs(map[string]string{"CLAUDE_BOTTLE_IMAGE_TAG": bad}); err == nil || !strings.Contains(err.Error(), "CLAUDE_BOTTLE_IMAGE_TAG") {
+			t.Errorf("tag %q: %v, want an error naming the variable", bad, err)
+		}
+	}
+}
