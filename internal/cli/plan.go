@@ -93,9 +93,13 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 		}
 		host = hostFacts(ctx, g, c, state, img, agent)
 	}
+	host.RouteCredential = routeCredentials(m.Bottles[m.Agents[agent].Bottle], g.getenv)
 	opts := plan.Options{Agent: agent, Command: command}
 	if cwd {
 		opts.Cwd, _ = os.Getwd()
+		if opts.CwdRepo, err = cwdRepo(ctx, opts.Cwd); err != nil {
+			return nil, err
+		}
 	}
 	return plan.Build(m, opts, obs, host)
 }

@@ -9,8 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 // Version is set at build time with -ldflags "-X .../internal/cli.Version=…".
@@ -25,6 +27,22 @@ type globals struct {
 	stderr   io.Writer
 	log      *slog.Logger
 	getenv   func(string) string
+}
+
+// Signal is the cause of the root context's cancellation when a signal
+// ended the process (main sets it): run exits 128+signal after cleaning up.
+type Signal struct{ Sig syscall.Signal }
+
+func (s Signal) Error() string { return "got " + unix.SignalName(s.Sig) }
+
+// signalCode is the shell's exit code for a process ended by the signal
+// that cancelled ctx; 130 (SIGINT) when the cause is not a signal.
+func signalCode(ctx context.Context) int {
+	var s Signal
+	if errors.As(context.Cause(ctx), &s) {
+		return 128 + int(s.Sig)
+	}
+	return 130
 }
 
 // exitError carries a specific exit code (the agent's) through cobra.

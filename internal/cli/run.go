@@ -21,6 +21,7 @@ import (
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
+	"github.com/claude-bottle/claude-bottle/internal/workback"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -180,10 +181,14 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	}
 	t.mark("images")
 	host := hostFacts(ctx, g, c, state, set.Sidecar, agent)
+	host.RouteCredential = routeCredentials(bottle, g.getenv)
 	wd, _ := os.Getwd()
 	opts := plan.Options{Agent: agent, Command: command, TTY: tty}
 	if cwd {
 		opts.Cwd = wd
+		if opts.CwdRepo, err = cwdRepo(ctx, wd); err != nil {
+			return err
+		}
 	}
 
 	// Observing and claiming a name happen under a host-wide lock, so
@@ -204,6 +209,12 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	}
 	for _, n := range p.Notes {
 		fmt.Fprintf(g.stderr, "claude-bottle: %s\n", n)
+	}
+	switch {
+	case p.Spec.Work.Mode == "branch":
+		fmt.Fprintf(g.stderr, "claude-bottle: when the bottle ends, the agent's commits and uncommitted changes come back to %s as branch %s\n", p.Spec.Work.Repo, p.Spec.Work.Branch)
+	case cwd:
+		fmt.Fprintf(g.stderr, "claude-bottle: %s is not the top of a git repository: when the bottle ends, /workspace is saved under %s (nothing is written back into %s)\n", wd, stage.WorkDir(state), wd)
 	}
 	t.mark("plan")
 	if p.Spec.DerivedImage != "" {
@@ -235,13 +246,26 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	unlock()
 	if err != nil {
 		if ctx.Err() != nil {
-			return &exitError{code: 130, err: fmt.Errorf("interrupted while starting %s; everything it created was removed", p.Instance)}
+			return &exitError{code: signalCode(ctx), err: fmt.Errorf("interrupted while starting %s; everything it created was removed", p.Instance)}
 		}
 		return fmt.Errorf("start %s: %w", p.Instance, err)
 	}
 	t.mark("start")
+	// However the agent ends (its own exit, Ctrl-C, SIGTERM, a closed
+	// terminal), its work comes back before teardown removes the bottle.
+	// Neither waits on ctx: a signal must not cut them short.
 	defer func() {
-		if err := l.Down(context.WithoutCancel(ctx), p.Instance); err != nil {
+		fctx := context.WithoutCancel(ctx)
+		work, err := l.Finish(fctx, p, b.AgentID)
+		switch {
+		case err != nil:
+			fmt.Fprintf(g.stderr, "claude-bottle: bringing the work back: %v\n", err)
+		case work.Nothing:
+		default:
+			fmt.Fprintf(g.stderr, "claude-bottle: %s\n", work)
+		}
+		t.mark("finish")
+		if err := l.Down(fctx, p.Instance); err != nil {
 			fmt.Fprintf(g.stderr, "claude-bottle: teardown of %s: %v\n", p.Instance, err)
 		}
 		t.mark("teardown")
@@ -265,7 +289,7 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	t.mark("agent")
 	if err != nil {
 		if ctx.Err() != nil {
-			return &exitError{code: 130, err: fmt.Errorf("interrupted; %s is being removed", p.Instance)}
+			return &exitError{code: signalCode(ctx), err: fmt.Errorf("%v; %s is being removed", context.Cause(ctx), p.Instance)}
 		}
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -343,6 +367,44 @@ func secretFiles(b *manifest.Bottle) []string {
 		}
 		if r.Token != nil {
 			add(*r.Token)
+		}
+	}
+	return out
+}
+
+// cwdRepo says whether dir is the top of a git working tree, and at which
+// commit. Only then can the agent's work come back as a branch: the copy
+// of a subdirectory has no history to build on.
+func cwdRepo(ctx context.Context, dir string) (*plan.GitRepo, error) {
+	top := workback.TopLevel(ctx, dir)
+	if top == "" {
+		return nil, nil
+	}
+	real, _ := filepath.EvalSymlinks(dir)
+	if top != dir && top != real {
+		return nil, nil
+	}
+	if fi, err := os.Stat(filepath.Join(dir, ".git")); err != nil || !fi.IsDir() {
+		return nil, nil // a linked worktree or submodule: its .git points outside the copy
+	}
+	head, err := workback.Head(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("--cwd: %w", err)
+	}
+	return &plan.GitRepo{Root: dir, Head: head}, nil
+}
+
+// routeCredentials finds, for each route, which of its credentials is set
+// on this host (without reading any secret), so that the plan can give
+// Claude Code a placeholder of the same kind.
+func routeCredentials(b *manifest.Bottle, getenv func(string) string) map[string]int {
+	out := map[string]int{}
+	for _, r := range b.CredProxy.Routes {
+		for i, c := range r.Credentials {
+			if launch.CredentialSet(c, getenv) {
+				out[r.Name] = i
+				break
+			}
 		}
 	}
 	return out

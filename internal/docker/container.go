@@ -67,11 +67,13 @@ type Attach struct {
 	Aliases []string
 }
 
-// Mount is a bind mount from the host.
+// Mount is a bind mount from the host, or with Volume a named volume.
 type Mount struct {
 	Source   string
 	Target   string
 	ReadOnly bool
+	// Volume says Source names a volume (VolumeCreate), not a host path.
+	Volume bool
 }
 
 // Container is a container as listed by the engine.
@@ -158,7 +160,11 @@ func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 		hc.DNS = append(hc.DNS, a)
 	}
 	for _, m := range spec.Mounts {
-		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+		typ := mount.TypeBind
+		if m.Volume {
+			typ = mount.TypeVolume
+		}
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: typ, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	var nc *network.NetworkingConfig
 	if spec.Network != "" {

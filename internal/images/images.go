@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/claude-bottle/claude-bottle/internal/docker"
 )
@@ -88,6 +89,8 @@ type plan struct {
 	dockerfile []byte
 	files      []file
 	args       map[string]*string
+	// extraCA is the bundle the builds were given, named in TLS errors.
+	extraCA string
 }
 
 // file is one file of a build context besides the Dockerfile: its bytes,
@@ -205,6 +208,9 @@ func plans(opts Options, need Need) ([]plan, error) {
 			files:      []file{{name: "extra-ca.crt", mode: 0o644, data: ca}},
 		})
 	}
+	for i := range out {
+		out[i].extraCA = opts.ExtraCA
+	}
 	return out, nil
 }
 
@@ -248,6 +254,9 @@ func ensure(ctx context.Context, c *docker.Client, log *slog.Logger, p plan, pro
 		BuildArgs: p.args,
 	}, progress)
 	if err != nil {
+		if tlsIntercepted(err.Error()) {
+			return fmt.Errorf("%s\n%w", tlsHint(p.tag, p.extraCA), err)
+		}
 		return err
 	}
 	log.Info("built image", "image", p.tag, "hash", hash)
@@ -338,12 +347,15 @@ func checkStatic(path string) error {
 
 // hostRoots returns the host's CA bundle, or nil when none of the usual
 // places has one (the binary then falls back to its embedded roots).
+// hostBundles are where systems keep their trusted roots as one PEM file.
+var hostBundles = []string{
+	"/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine
+	"/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL
+	"/etc/ssl/cert.pem",                  // macOS, BSDs
+}
+
 func hostRoots() []byte {
-	for _, p := range []string{
-		"/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine
-		"/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL
-		"/etc/ssl/cert.pem",                  // macOS, BSDs
-	} {
+	for _, p := range hostBundles {
 		if b, err := os.ReadFile(p); err == nil && len(b) > 0 {
 			if b[len(b)-1] != '\n' {
 				b = append(b, '\n')
@@ -352,4 +364,37 @@ func hostRoots() []byte {
 		}
 	}
 	return nil
+}
+
+// tlsMarkers are what npm, apt, git, curl and Go print when a certificate
+// chain does not verify: on a build host that can otherwise reach the
+// registries, a proxy that re-signs TLS (a corporate network).
+var tlsMarkers = []string{
+	"SELF_SIGNED_CERT_IN_CHAIN", "self-signed certificate in certificate chain", "self signed certificate in certificate chain",
+	"UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "unable to get local issuer certificate", "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+	"certificate verify failed", "certificate signed by unknown authority", "server certificate verification failed",
+}
+
+func tlsIntercepted(out string) bool {
+	for _, m := range tlsMarkers {
+		if strings.Contains(out, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// tlsHint is the one line that says what to do about it.
+func tlsHint(tag, extraCA string) string {
+	if extraCA != "" {
+		return fmt.Sprintf("building %s failed because TLS did not verify even with the extra CA bundle %s: it does not hold the CA that signs this network's certificates", tag, extraCA)
+	}
+	hint := "pass that proxy's CA bundle with --ca-certs FILE, CLAUDE_BOTTLE_EXTRA_CA=FILE or images.ca_certs in the manifest"
+	for _, b := range hostBundles {
+		if _, err := os.Stat(b); err == nil {
+			hint += " (if this host's own tools work, its bundle holds that CA: try --ca-certs " + b + ")"
+			break
+		}
+	}
+	return fmt.Sprintf("building %s failed because TLS is intercepted on this network (a proxy re-signs certificates): %s", tag, hint)
 }

@@ -395,3 +395,26 @@ func TestSidecarCABundle(t *testing.T) {
 	}
 	t.Fatal("no ca-certificates.crt in the sidecar context")
 }
+
+// A build that fails on TLS verification says, in its first line, that the
+// network intercepts TLS and how to hand the builds its CA.
+func TestTLSHint(t *testing.T) {
+	npm := "npm ERR! code SELF_SIGNED_CERT_IN_CHAIN\nnpm ERR! request to https://registry.npmjs.org/x failed, reason: self-signed certificate in certificate chain"
+	for _, out := range []string{npm, "E: Failed to fetch https://deb.example/x  server certificate verification failed. CAfile: /etc/ssl/certs/ca-certificates.crt", "x509: certificate signed by unknown authority"} {
+		if !tlsIntercepted(out) {
+			t.Errorf("not recognised: %q", out)
+		}
+	}
+	if tlsIntercepted("npm ERR! code E404 not found") {
+		t.Error("a 404 is not TLS interception")
+	}
+	h := tlsHint("claude-bottle-agent:local", "")
+	for _, want := range []string{"TLS is intercepted", "--ca-certs", "CLAUDE_BOTTLE_EXTRA_CA"} {
+		if !strings.Contains(h, want) || strings.Contains(h, "\n") {
+			t.Errorf("hint %q lacks %q or is not one line", h, want)
+		}
+	}
+	if h := tlsHint("x", "/my/ca.pem"); !strings.Contains(h, "/my/ca.pem") {
+		t.Errorf("hint with a bundle given: %q", h)
+	}
+}

@@ -70,6 +70,17 @@ func Observe(ctx context.Context, c *docker.Client, join []string) (plan.Observe
 		}
 		obs.Resources = append(obs.Resources, plan.Resource{Name: x.Name, Kind: "network", Live: live})
 	}
+	vs, err := c.ListVolumes(ctx, nil)
+	if err != nil {
+		return obs, err
+	}
+	for _, x := range vs {
+		live := true
+		if _, ours := x.Labels[plan.LabelInstance]; ours {
+			live = OwnerAlive(x.Labels[plan.LabelOwner])
+		}
+		obs.Resources = append(obs.Resources, plan.Resource{Name: x.Name, Kind: "volume", Live: live})
+	}
 	for _, n := range join {
 		subnets, err := c.NetworkSubnets(ctx, n)
 		if errors.Is(err, docker.ErrNotFound) {
@@ -135,7 +146,7 @@ func List(ctx context.Context, c *docker.Client) ([]Running, error) {
 
 // Orphan is a resource that belongs to no live bottle.
 type Orphan struct {
-	Kind     string // container or network
+	Kind     string // container, network or volume
 	Name     string
 	Instance string
 }
@@ -159,6 +170,15 @@ func Orphans(ctx context.Context, c *docker.Client) ([]Orphan, error) {
 	for _, x := range ns {
 		if !OwnerAlive(x.Labels[plan.LabelOwner]) {
 			out = append(out, Orphan{Kind: "network", Name: x.Name, Instance: x.Labels[plan.LabelInstance]})
+		}
+	}
+	vs, err := c.ListVolumes(ctx, map[string]string{plan.LabelInstance: ""})
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range vs {
+		if !OwnerAlive(x.Labels[plan.LabelOwner]) {
+			out = append(out, Orphan{Kind: "volume", Name: x.Name, Instance: x.Labels[plan.LabelInstance]})
 		}
 	}
 	return out, nil

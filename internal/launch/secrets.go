@@ -57,6 +57,21 @@ func ResolveCredential(ctx context.Context, c manifest.Credential, getenv func(s
 	return v, nil
 }
 
+// CredentialSet says whether a credential's source is there, without
+// reading a secret: the variable is set, the file exists; a command is
+// assumed to give one.
+func CredentialSet(c manifest.Credential, getenv func(string) string) bool {
+	switch {
+	case c.Env != "":
+		return getenv(c.Env) != ""
+	case c.File != "":
+		_, err := os.Stat(c.File)
+		return err == nil
+	default:
+		return len(c.Command) > 0
+	}
+}
+
 // resolveFirst returns the first credential that yields a value.
 func resolveFirst(ctx context.Context, what string, creds []manifest.Credential, getenv func(string) string) (string, manifest.Credential, error) {
 	var tried []string

@@ -76,6 +76,9 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 	if err := Prepare(ctx, p, dir, stage.LogDir(l.State, p.Instance), manifestPath, l.Getenv); err != nil {
 		return nil, fmt.Errorf("stage %s: %w", p.Instance, err)
 	}
+	if err := PrepareClaudeState(stage.ClaudeDir(l.State, p.Agent), &p.Spec); err != nil {
+		return nil, err
+	}
 	// Sidecars start concurrently: none needs another at start (cred-proxy
 	// and git-gate reach egress by name only when a request comes). The
 	// agent container is created as soon as egress runs (its resolver is
@@ -168,6 +171,11 @@ func (l *Launcher) createAgent(ctx context.Context, dir string, p *plan.Plan, ag
 	spec.Init = true
 	sctx, cancel := settle(ctx)
 	defer cancel()
+	// The workspace outlives the agent container, so that its work can be
+	// brought back after the agent stopped, however it stopped.
+	if err := l.Docker.CreateVolume(sctx, docker.VolumeSpec{Name: p.Spec.Workspace, Labels: agent.Labels}); err != nil {
+		return "", nil, err
+	}
 	id, err := l.Docker.CreateContainer(sctx, spec)
 	if err != nil {
 		return "", nil, fmt.Errorf("create agent container: %w", err)
@@ -199,12 +207,15 @@ func (l *Launcher) spec(dir string, c plan.Container) docker.ContainerSpec {
 	for _, m := range c.Mounts {
 		src := m.Source
 		switch {
+		case m.Volume:
 		case m.Stage && m.Source == stage.LogsDir:
 			src = stage.LogDir(l.State, filepath.Base(dir))
+		case m.Stage && m.Source == stage.ClaudeState:
+			src = stage.ClaudeDir(l.State, c.Labels[plan.LabelAgent])
 		case m.Stage:
 			src = filepath.Join(dir, m.Source)
 		}
-		s.Mounts = append(s.Mounts, docker.Mount{Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
+		s.Mounts = append(s.Mounts, docker.Mount{Source: src, Target: m.Target, ReadOnly: m.ReadOnly, Volume: m.Volume})
 	}
 	return s
 }
@@ -315,6 +326,15 @@ func (l *Launcher) Down(ctx context.Context, instance string) error {
 			}(c.ID, c.Name)
 		}
 		wg.Wait()
+	}
+	vs, err := l.Docker.ListVolumes(ctx, map[string]string{plan.LabelInstance: instance})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, v := range vs {
+		if err := l.Docker.RemoveVolume(ctx, v.Name); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	ns, err := l.Docker.ListNetworks(ctx, map[string]string{plan.LabelInstance: instance})
 	if err != nil {

@@ -45,7 +45,14 @@ type Agent struct {
 	Env map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
 	// ForwardEnv names host variables passed through by name (never on argv).
 	ForwardEnv []string `yaml:"forward_env,omitempty" json:"forward_env,omitempty"`
+	// Autonomous runs Claude Code without permission prompts
+	// (--dangerously-skip-permissions): the bottle is the boundary. nil
+	// means true; false makes Claude Code ask before each tool call.
+	Autonomous *bool `yaml:"autonomous,omitempty" json:"autonomous,omitempty"`
 }
+
+// IsAutonomous says whether Claude Code runs without permission prompts.
+func (a *Agent) IsAutonomous() bool { return a.Autonomous == nil || *a.Autonomous }
 
 // Bottle is what an agent may reach.
 type Bottle struct {

@@ -18,8 +18,12 @@ import (
 
 // Agent-side constants.
 const (
-	AgentUser    = "1000:1000"
-	AgentHome    = "/home/agent"
+	AgentUser = "1000:1000"
+	AgentHome = "/home/agent"
+	// ClaudeConfigDir is where the agent's Claude Code state is mounted.
+	ClaudeConfigDir = AgentHome + "/.claude"
+	// WorkspaceDir is the agent's working directory, on its own volume.
+	WorkspaceDir = "/workspace"
 	SidecarUser  = "65532:65532"
 	proxyURL     = "http://egress:3128"
 	noProxy      = "egress,cred-proxy,git-gate,supervise,localhost,127.0.0.1"
@@ -113,8 +117,17 @@ func Build(m *manifest.Manifest, opts Options, obs Observed, host Host) (*Plan, 
 		name := strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
 		s.Skills = append(s.Skills, Skill{Name: name, Source: f})
 	}
+	s.Autonomous = agent.IsAutonomous()
 	s.Command = agentCommand(agent, opts, bottle)
+	if r := anthropicRoute(s); r != nil {
+		s.ClaudeAuth = claudeAuth(r, host.RouteCredential[r.Name])
+	}
 	s.Env = agentEnv(agent, s)
+	s.Workspace = WorkspaceVolume(instance)
+	s.Work = Work{Mode: "archive", Archive: "work/" + instance}
+	if opts.CwdRepo != nil {
+		s.Work = Work{Mode: "branch", Repo: opts.CwdRepo.Root, Base: opts.CwdRepo.Head, Branch: "claude-bottle/" + instance}
+	}
 
 	files, err := stageFiles(s, host, obs)
 	if err != nil {
@@ -235,18 +248,21 @@ func anthropicRoute(s *Spec) *Route {
 }
 
 // agentCommand is the command the agent container runs. The default Claude
-// command learns the supervise MCP server and the agent's prompt.
+// command learns the supervise MCP server and the agent's prompt. Any
+// Claude Code command, the agent's or one given after --, runs without
+// permission prompts when the agent is autonomous.
 func agentCommand(a *manifest.Agent, opts Options, b *manifest.Bottle) []string {
 	if len(opts.Command) > 0 {
-		return append([]string(nil), opts.Command...)
+		return autonomy(a, append([]string(nil), opts.Command...))
 	}
 	cmd := append([]string(nil), a.Command...)
 	if len(cmd) == 0 {
 		cmd = []string{"claude"}
 	}
-	if cmd[0] != "claude" {
+	if !isClaude(cmd) {
 		return cmd
 	}
+	cmd = autonomy(a, cmd)
 	if b.Supervise {
 		cmd = append(cmd, "--mcp-config", mcpConfig)
 	}
@@ -255,6 +271,45 @@ func agentCommand(a *manifest.Agent, opts Options, b *manifest.Bottle) []string 
 		prompt += "\n\n" + a.Prompt
 	}
 	return append(cmd, "--append-system-prompt", prompt)
+}
+
+func isClaude(cmd []string) bool {
+	return len(cmd) > 0 && (cmd[0] == "claude" || strings.HasSuffix(cmd[0], "/claude"))
+}
+
+// autonomy adds --dangerously-skip-permissions to a Claude Code command of
+// an autonomous agent, unless the command already chooses a permission
+// mode itself.
+func autonomy(a *manifest.Agent, cmd []string) []string {
+	if !a.IsAutonomous() || !isClaude(cmd) {
+		return cmd
+	}
+	for _, arg := range cmd[1:] {
+		if arg == "--dangerously-skip-permissions" || arg == "--permission-mode" || strings.HasPrefix(arg, "--permission-mode=") {
+			return cmd
+		}
+	}
+	return append([]string{cmd[0], "--dangerously-skip-permissions"}, cmd[1:]...)
+}
+
+// claudeAuth is the kind of credential Claude Code must believe it holds:
+// an OAuth token (from "claude setup-token") travels as "Authorization:
+// Bearer", and Claude Code only sends the headers such a token needs when
+// it holds one itself (CLAUDE_CODE_OAUTH_TOKEN); anything else is an API
+// key.
+func claudeAuth(r *Route, chosen int) string {
+	if chosen < 0 || chosen >= len(r.Credentials) {
+		chosen = 0
+	}
+	if len(r.Credentials) == 0 {
+		return "api-key"
+	}
+	c := r.Credentials[chosen]
+	header := strings.ToLower(c.Header)
+	if (header == "" || header == "authorization") && (c.Format == "" || strings.HasPrefix(c.Format, "Bearer ")) {
+		return "oauth"
+	}
+	return "api-key"
 }
 
 // bottlePrompt tells the agent where it is and how to ask for more.
@@ -276,11 +331,17 @@ func agentEnv(a *manifest.Agent, s *Spec) []EnvVar {
 		{Name: "HTTP_PROXY", Value: proxyURL}, {Name: "http_proxy", Value: proxyURL},
 		{Name: "NO_PROXY", Value: noProxy}, {Name: "no_proxy", Value: noProxy},
 		{Name: "CLAUDE_BOTTLE_INSTANCE_CONFIG", Value: stage.ContainerCurrentConfig},
+		// The agent's own Claude Code state, kept across its bottles.
+		{Name: "CLAUDE_CONFIG_DIR", Value: ClaudeConfigDir},
 	}
 	if r := anthropicRoute(s); r != nil {
+		key := "ANTHROPIC_API_KEY"
+		if s.ClaudeAuth == "oauth" {
+			key = "CLAUDE_CODE_OAUTH_TOKEN"
+		}
 		wiring = append(wiring,
 			EnvVar{Name: "ANTHROPIC_BASE_URL", Value: fmt.Sprintf("http://cred-proxy:%d%s", CredProxyPort, strings.TrimSuffix(r.Path, "/"))},
-			EnvVar{Name: "ANTHROPIC_API_KEY", Value: Placeholder},
+			EnvVar{Name: key, Value: Placeholder},
 			EnvVar{Name: "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", Value: "1"},
 			EnvVar{Name: "DISABLE_ERROR_REPORTING", Value: "1"},
 			EnvVar{Name: "DISABLE_TELEMETRY", Value: "1"},
@@ -529,7 +590,11 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 	}
 	agentC := hardened(Container{
 		Role: RoleAgent, Name: inst, Image: image, Cmd: s.Command, User: AgentUser,
-		Mounts:        []Mount{{Source: stage.CurrentConfig, Stage: true, Target: stage.ContainerCurrentConfig, ReadOnly: true}},
+		Mounts: []Mount{
+			{Source: stage.CurrentConfig, Stage: true, Target: stage.ContainerCurrentConfig, ReadOnly: true},
+			{Source: stage.ClaudeState, Stage: true, Target: ClaudeConfigDir},
+			{Source: s.Workspace, Volume: true, Target: WorkspaceDir},
+		},
 		Runtime:       runtime,
 		Memory:        memBytes(b.Resources.Memory),
 		NanoCPUs:      int64(b.Resources.CPUs * 1e9),

@@ -58,6 +58,9 @@ type Options struct {
 	Command []string
 	// TTY says the agent is attached to a terminal.
 	TTY bool
+	// CwdRepo is set when Cwd is the top level of a git working tree: the
+	// agent's work comes back into that repository as a branch.
+	CwdRepo *GitRepo
 }
 
 // Host holds facts about the host, gathered before planning.
@@ -77,6 +80,18 @@ type Host struct {
 	// UID and GID of the launcher: sidecars run as this user so they can
 	// read their 0400 stage files; 0 (root) means a fixed non-root user.
 	UID, GID int
+	// RouteCredential maps a route name to the index of the credential
+	// that is set on this host (the first one; 0 when none is).
+	RouteCredential map[string]int
+}
+
+// GitRepo is the user's repository a --cwd copy came from.
+type GitRepo struct {
+	// Root is the working tree's top level (equal to Cwd).
+	Root string
+	// Head is the commit checked out at launch; "" for a repository
+	// without commits.
+	Head string
 }
 
 // Observed is the engine state that bears on naming.
@@ -89,7 +104,7 @@ type Observed struct {
 // Resource is an existing container or network.
 type Resource struct {
 	Name string
-	Kind string // container or network
+	Kind string // container, network or volume
 	// Live says its owner label names a launcher that is still running.
 	Live bool
 }
@@ -110,6 +125,10 @@ var (
 	ErrOrphan       = errors.New("orphaned resource")
 )
 
+// WorkspaceVolume is the volume that holds an instance's /workspace. It
+// outlives the agent container so that the work can be brought back.
+func WorkspaceVolume(instance string) string { return instance + "-workspace" }
+
 // ResourceNames lists every container and network name of an instance.
 func ResourceNames(instance string) (containers, networks []string) {
 	containers = []string{instance}
@@ -128,7 +147,7 @@ func chooseInstance(slug, pinned string, obs Observed) (string, error) {
 	conflicts := func(inst string) []Resource {
 		cs, ns := ResourceNames(inst)
 		var out []Resource
-		for _, n := range append(cs, ns...) {
+		for _, n := range append(append(cs, ns...), WorkspaceVolume(inst)) {
 			if r, ok := byName[n]; ok {
 				out = append(out, r)
 			}

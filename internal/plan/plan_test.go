@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -44,6 +45,8 @@ var goldenCases = []goldenCase{
 		h.Env = map[string]string{"CLAUDE_BOTTLE_CONTAINER": "mybox", "CLAUDE_BOTTLE_IMAGE": "my/agent:1", "CLAUDE_BOTTLE_DERIVED_IMAGE": "my/agent:cwd"}
 		return h
 	}},
+	{name: "default-apikey-gitcwd", opts: Options{Agent: "claude", Cwd: "/home/me/src/app", CwdRepo: &GitRepo{Root: "/home/me/src/app", Head: "0123456789abcdef0123456789abcdef01234567"}},
+		host: func(h Host) Host { h.RouteCredential = map[string]int{"anthropic": 1}; return h }},
 	{name: "git", manifest: "git.yaml", opts: Options{Agent: "dev"}},
 	{name: "minimal", manifest: "minimal.yaml", opts: Options{Agent: "tool"}},
 	{name: "local", manifest: "local.yaml", opts: Options{Agent: "svc"}, obs: Observed{Subnets: map[string][]string{"devnet": {"172.30.0.0/16"}}}},
@@ -130,8 +133,15 @@ func TestDefaultPlanProperties(t *testing.T) {
 	if env["ANTHROPIC_BASE_URL"].Value != "http://cred-proxy:8080/anthropic" {
 		t.Errorf("ANTHROPIC_BASE_URL %q", env["ANTHROPIC_BASE_URL"].Value)
 	}
-	if env["ANTHROPIC_API_KEY"].Value != Placeholder || env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"].Value != "1" {
+	// The default route's first credential is CLAUDE_CODE_OAUTH_TOKEN.
+	if env["CLAUDE_CODE_OAUTH_TOKEN"].Value != Placeholder || env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"].Value != "1" {
 		t.Errorf("claude wiring: %+v", env)
+	}
+	if _, ok := env["ANTHROPIC_API_KEY"]; ok {
+		t.Errorf("both placeholders set: %+v", env)
+	}
+	if env["CLAUDE_CONFIG_DIR"].Value != ClaudeConfigDir {
+		t.Errorf("CLAUDE_CONFIG_DIR %q", env["CLAUDE_CONFIG_DIR"].Value)
 	}
 	if env["HTTPS_PROXY"].Value != "http://egress:3128" {
 		t.Errorf("proxy %q", env["HTTPS_PROXY"].Value)
@@ -275,5 +285,122 @@ func TestImageRefs(t *testing.T) {
 		if _, err := Refs(map[string]string{"CLAUDE_BOTTLE_IMAGE_TAG": bad}); err == nil || !strings.Contains(err.Error(), "CLAUDE_BOTTLE_IMAGE_TAG") {
 			t.Errorf("tag %q: %v, want an error naming the variable", bad, err)
 		}
+	}
+}
+
+// Autonomy: Claude Code, the agent's or one given after --, runs without
+// permission prompts unless the agent says autonomous: false or the
+// command picks a permission mode itself; other commands are untouched.
+func TestAutonomy(t *testing.T) {
+	no := false
+	cases := []struct {
+		name       string
+		autonomous *bool
+		command    []string
+		want       string
+	}{
+		{"default agent", nil, nil, "claude --dangerously-skip-permissions --mcp-config"},
+		{"run -- claude -p", nil, []string{"claude", "-p", "hi"}, "claude --dangerously-skip-permissions -p hi"},
+		{"absolute path", nil, []string{"/usr/local/bin/claude", "-p", "hi"}, "/usr/local/bin/claude --dangerously-skip-permissions -p hi"},
+		{"own permission mode", nil, []string{"claude", "--permission-mode", "plan"}, "claude --permission-mode plan"},
+		{"already given", nil, []string{"claude", "--dangerously-skip-permissions"}, "claude --dangerously-skip-permissions"},
+		{"other program", nil, []string{"sh", "-c", "claude"}, "sh -c claude"},
+		{"autonomous: false", &no, nil, "claude --mcp-config"},
+		{"autonomous: false, run -- claude", &no, []string{"claude", "-p", "hi"}, "claude -p hi"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := manifest.Default()
+			m.Agents["claude"].Autonomous = c.autonomous
+			p, err := Build(m, Options{Agent: "claude", Command: c.command}, Observed{}, testHost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(p.Spec.Command, " ")
+			if !strings.HasPrefix(got, c.want) {
+				t.Errorf("command %q, want it to start with %q", got, c.want)
+			}
+			if p.Spec.Autonomous != (c.autonomous == nil) {
+				t.Errorf("Spec.Autonomous %v", p.Spec.Autonomous)
+			}
+			var text bytes.Buffer
+			p.WriteText(&text)
+			want := "autonomy  on"
+			if c.autonomous != nil {
+				want = "autonomy  off"
+			}
+			if !strings.Contains(text.String(), want) {
+				t.Errorf("plan text lacks %q:\n%s", want, text.String())
+			}
+		})
+	}
+}
+
+// The placeholder's kind follows the credential set on the host: Claude
+// Code must hold the same kind of credential cred-proxy injects.
+func TestClaudeAuthFollowsHostCredential(t *testing.T) {
+	for _, c := range []struct {
+		chosen   int
+		want     string
+		unwanted string
+	}{{0, "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_API_KEY"}, {1, "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"}} {
+		h := testHost
+		h.RouteCredential = map[string]int{"anthropic": c.chosen}
+		p, err := Build(manifest.Default(), Options{Agent: "claude"}, Observed{}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := map[string]string{}
+		for _, e := range p.Spec.Env {
+			env[e.Name] = e.Value
+		}
+		if env[c.want] != Placeholder {
+			t.Errorf("credential %d: %s = %q, want the placeholder", c.chosen, c.want, env[c.want])
+		}
+		if _, ok := env[c.unwanted]; ok {
+			t.Errorf("credential %d: %s set too", c.chosen, c.unwanted)
+		}
+	}
+}
+
+// The agent's Claude state and workspace: the state is the agent's own
+// (mounted read-write at CLAUDE_CONFIG_DIR), /workspace is a volume of the
+// instance, and the work goes back as a branch only from a git top level.
+func TestStateAndWork(t *testing.T) {
+	p, err := Build(manifest.Default(), Options{Agent: "claude"}, Observed{}, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := p.Docker.Container(RoleAgent)
+	var state, ws *Mount
+	for i, m := range agent.Mounts {
+		switch m.Target {
+		case ClaudeConfigDir:
+			state = &agent.Mounts[i]
+		case WorkspaceDir:
+			ws = &agent.Mounts[i]
+		}
+	}
+	if state == nil || !state.Stage || state.Source != stage.ClaudeState || state.ReadOnly {
+		t.Errorf("claude state mount %+v", state)
+	}
+	if ws == nil || !ws.Volume || ws.Source != "claude-bottle-claude-workspace" {
+		t.Errorf("workspace mount %+v", ws)
+	}
+	if p.Spec.Work.Mode != "archive" || p.Spec.Work.Archive != "work/claude-bottle-claude" {
+		t.Errorf("work without a repository: %+v", p.Spec.Work)
+	}
+	repo := &GitRepo{Root: "/src/app", Head: "abc"}
+	p, err = Build(manifest.Default(), Options{Agent: "claude", Cwd: "/src/app", CwdRepo: repo}, Observed{}, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := p.Spec.Work; w.Mode != "branch" || w.Repo != "/src/app" || w.Base != "abc" || w.Branch != "claude-bottle/claude-bottle-claude" {
+		t.Errorf("work from a repository: %+v", w)
+	}
+	// A volume left by a killed run keeps the name taken: cleanup first.
+	_, err = Build(manifest.Default(), Options{Agent: "claude"}, Observed{Resources: []Resource{{Name: "claude-bottle-claude-workspace", Kind: "volume"}}}, testHost)
+	if !errors.Is(err, ErrOrphan) {
+		t.Errorf("leftover workspace volume: %v, want ErrOrphan", err)
 	}
 }

@@ -17,6 +17,17 @@ type Spec struct {
 	Cwd          string   `json:"cwd,omitempty"`
 	Command      []string `json:"command"`
 	TTY          bool     `json:"tty"`
+	// Autonomous says Claude Code runs without permission prompts.
+	Autonomous bool `json:"autonomous"`
+	// ClaudeAuth is the kind of placeholder Claude Code holds for
+	// cred-proxy: "api-key" (ANTHROPIC_API_KEY) or "oauth"
+	// (CLAUDE_CODE_OAUTH_TOKEN), after the credential set on the host; ""
+	// without an anthropic-base-url route.
+	ClaudeAuth string `json:"claude_auth,omitempty"`
+	// Workspace is the volume mounted at /workspace.
+	Workspace string `json:"workspace"`
+	// Work says where the agent's work goes when the bottle ends.
+	Work Work `json:"work"`
 	// Env is the agent's environment: literals (in the 0600 env file),
 	// forwarded names (values read from the host at launch, never written)
 	// and the bottle's own wiring.
@@ -33,6 +44,22 @@ type Spec struct {
 	// Files are written into the stage directory before anything starts.
 	// Secrets (tokens, keys) are not here: the launcher resolves them.
 	Files []File `json:"files"`
+}
+
+// Work is where the agent's /workspace goes when the bottle ends.
+type Work struct {
+	// Mode is "branch" (commits and uncommitted changes come back into
+	// Repo as Branch) or "archive" (/workspace is saved as a tar file under
+	// the state directory's work/).
+	Mode string `json:"mode"`
+	// Repo and Base (the commit at launch) are the user's repository.
+	Repo string `json:"repo,omitempty"`
+	Base string `json:"base,omitempty"`
+	// Branch is the branch name asked for; a taken name gets a suffix.
+	Branch string `json:"branch,omitempty"`
+	// Archive is the archive's path relative to the state directory,
+	// without the "-TIME.tar" the launcher adds when it writes it.
+	Archive string `json:"archive,omitempty"`
 }
 
 // EnvVar is one agent variable. Exactly one of Value (a literal or wiring)
@@ -138,6 +165,8 @@ type Mount struct {
 	Stage    bool   `json:"stage,omitempty"`
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"read_only"`
+	// Volume says Source is a volume's name.
+	Volume bool `json:"volume,omitempty"`
 }
 
 // Container returns the container of a role, or nil.

@@ -26,6 +26,17 @@ func (p *Plan) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "runtime   %s\n", p.Docker.Runtime)
 	fmt.Fprintf(&b, "command   %s\n", quoteArgs(s.Command))
+	if s.Autonomous {
+		b.WriteString("autonomy  on: Claude Code runs without permission prompts (the bottle is the boundary)\n")
+	} else {
+		b.WriteString("autonomy  off: Claude Code asks before each tool call (autonomous: false)\n")
+	}
+	switch s.Work.Mode {
+	case "branch":
+		fmt.Fprintf(&b, "work      comes back to %s as branch %s (commits, then uncommitted changes as one more commit)\n", s.Work.Repo, s.Work.Branch)
+	case "archive":
+		fmt.Fprintf(&b, "work      /workspace is saved to STATE/%s-TIME.tar when the bottle ends (no git repository to come back to)\n", s.Work.Archive)
+	}
 	fmt.Fprintf(&b, "sidecars  %s\n", strings.Join(s.Sidecars, ", "))
 	b.WriteString("\negress allowlist:\n")
 	for _, r := range s.Allowlist {

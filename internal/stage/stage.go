@@ -26,7 +26,10 @@ const (
 	SuperviseDecided = "supervise/decisions"
 	// LogsDir in a plan's mounts stands for LogDir(state, instance), which
 	// lives outside the stage directory.
-	LogsDir       = "logs"
+	LogsDir = "logs"
+	// ClaudeState in a plan's mounts stands for ClaudeDir(state, agent),
+	// the agent's Claude Code state, which outlives every instance.
+	ClaudeState   = "claude-state"
 	CurrentConfig = "current-config"
 	AgentEnv      = "agent.env"
 	// Meta records which agent and manifest an instance was launched from,
@@ -96,4 +99,17 @@ func LogDir(state, instance string) string {
 // approved Dockerfile for the next launch.
 func AgentDir(state, agent string) string {
 	return filepath.Join(state, "agents", agent)
+}
+
+// ClaudeDir is one agent's Claude Code state (settings, history,
+// sessions), mounted as the agent's CLAUDE_CONFIG_DIR in every bottle of
+// that agent and in no other.
+func ClaudeDir(state, agent string) string {
+	return filepath.Join(AgentDir(state, agent), "claude")
+}
+
+// WorkDir holds the archives of agents' workspaces that had no git
+// repository to come back to.
+func WorkDir(state string) string {
+	return filepath.Join(state, "work")
 }

@@ -19,6 +19,11 @@ ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 RUN npm install -g @anthropic-ai/claude-code@2.1.332 \
  && npm cache clean --force
 
+# A default identity for the agent's commits; a repository's own
+# user.name/user.email (copied in with --cwd) still wins.
+RUN git config --system user.name "Claude (claude-bottle)" \
+ && git config --system user.email "claude-bottle@localhost"
+
 RUN useradd --create-home --home-dir /home/agent --uid 1000 --user-group --shell /bin/bash agent \
  && mkdir -p /workspace \
  && chown agent:agent /workspace

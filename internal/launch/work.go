@@ -1,0 +1,228 @@
+package launch
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/plan"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
+	"github.com/claude-bottle/claude-bottle/internal/workback"
+)
+
+// RoleHarvest labels the short-lived container that turns the agent's
+// workspace into a git bundle.
+const RoleHarvest = "harvest"
+
+// stopGrace is how long the agent gets to exit after SIGTERM (Claude Code
+// saves its session) before it is killed.
+const stopGrace = 3 * time.Second
+
+// harvestTimeout bounds the harvest container: the agent's repository
+// config (a clean filter, say) runs there and could stall it.
+const harvestTimeout = 2 * time.Minute
+
+// Work says what became of the agent's work.
+type Work struct {
+	// Branch and Repo: the work came back as this branch of Repo.
+	Branch, Repo string
+	Commits      int
+	// Archive: /workspace was saved as this tar file.
+	Archive string
+	// Nothing: there was nothing new to bring back.
+	Nothing bool
+}
+
+// String is the one line run prints about it.
+func (w Work) String() string {
+	switch {
+	case w.Branch != "":
+		return fmt.Sprintf("the agent's work is on branch %s in %s (%d new commit(s); uncommitted changes, if any, are the last one)", w.Branch, w.Repo, w.Commits)
+	case w.Archive != "":
+		return fmt.Sprintf("the agent's /workspace is saved in %s", w.Archive)
+	default:
+		return "the agent left no new work in /workspace"
+	}
+}
+
+// Finish ends an instance's agent and brings its work back, before
+// teardown removes the workspace: as a branch of the user's repository
+// when the workspace came from one (Spec.Work.Mode "branch"), else as a tar
+// archive under the state directory. When the branch cannot be made (no
+// git in the image, a broken repository), the archive is the fallback, so
+// that ending a bottle never loses work.
+func (l *Launcher) Finish(ctx context.Context, p *plan.Plan, agentID string) (Work, error) {
+	if agentID == "" {
+		return Work{}, errors.New("no agent container")
+	}
+	// Stop first: copying a workspace that is still being written gives a
+	// torn copy. Stopping a stopped container is not an error.
+	if err := l.Docker.StopContainer(ctx, agentID, stopGrace); err != nil && !errors.Is(err, docker.ErrNotFound) {
+		return Work{}, err
+	}
+	w := p.Spec.Work
+	if w.Mode == "branch" {
+		res, err := l.harvestBranch(ctx, p)
+		if err == nil {
+			return res, nil
+		}
+		l.Log.Warn("the work could not come back as a branch; saving /workspace as an archive", "instance", p.Instance, "err", err)
+		archive := archivePath(filepath.Join(stage.WorkDir(l.State), p.Instance))
+		saved, aerr := l.saveArchive(ctx, agentID, archive)
+		if aerr != nil {
+			return Work{}, fmt.Errorf("%v; saving /workspace failed too: %w", err, aerr)
+		}
+		if !saved {
+			return Work{Nothing: true}, nil
+		}
+		return Work{Archive: archive}, fmt.Errorf("the work could not come back as a branch (%v); /workspace is saved in %s", err, archive)
+	}
+	archive := archivePath(filepath.Join(l.State, w.Archive))
+	saved, err := l.saveArchive(ctx, agentID, archive)
+	if err != nil {
+		return Work{}, err
+	}
+	if !saved {
+		return Work{Nothing: true}, nil
+	}
+	return Work{Archive: archive}, nil
+}
+
+// archivePath names an archive after its instance and the time, so that a
+// later bottle of the same name never overwrites it.
+func archivePath(prefix string) string {
+	return prefix + "-" + time.Now().Format("20060102-150405") + ".tar"
+}
+
+// harvestBranch runs workback.Script in a sandbox over the workspace
+// volume and fetches the bundle it writes into the user's repository.
+func (l *Launcher) harvestBranch(ctx context.Context, p *plan.Plan) (Work, error) {
+	agent := p.Docker.Container(plan.RoleAgent)
+	labels := maps.Clone(agent.Labels)
+	labels[plan.LabelRole] = RoleHarvest
+	spec := docker.ContainerSpec{
+		Name:       p.Instance + "-" + RoleHarvest,
+		Image:      agent.Image,
+		Entrypoint: []string{"/bin/sh", "-c", workback.Script, "harvest"},
+		User:       plan.AgentUser,
+		Env:        []string{"BASE=" + p.Spec.Work.Base, "WORKSPACE=" + plan.WorkspaceDir},
+		WorkingDir: plan.WorkspaceDir,
+		Labels:     labels,
+		Network:    "none",
+		CapDrop:    []string{"ALL"}, SecurityOpt: []string{"no-new-privileges"},
+		ReadOnlyRootfs: true,
+		Tmpfs:          map[string]string{"/tmp": "rw,size=256m"},
+		Runtime:        agent.Runtime,
+		Memory:         1 << 30,
+		PidsLimit:      256,
+		Mounts:         []docker.Mount{{Source: p.Spec.Workspace, Target: plan.WorkspaceDir, Volume: true}},
+	}
+	hctx, cancel := context.WithTimeout(ctx, harvestTimeout)
+	defer cancel()
+	id, err := l.Docker.CreateContainer(hctx, spec)
+	if err != nil {
+		return Work{}, err
+	}
+	defer l.Docker.RemoveContainer(context.WithoutCancel(ctx), id)
+
+	tmp, err := os.MkdirTemp("", "claude-bottle-harvest-")
+	if err != nil {
+		return Work{}, err
+	}
+	defer os.RemoveAll(tmp)
+	bundle := filepath.Join(tmp, "work.bundle")
+	f, err := os.OpenFile(bundle, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return Work{}, err
+	}
+	var stderr bytes.Buffer
+	code, err := l.Docker.AttachStart(hctx, id, docker.Streams{Stdout: f, Stderr: &limited{w: &stderr, n: 4096}})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return Work{}, fmt.Errorf("harvest: %w", err)
+	}
+	switch code {
+	case 0:
+	case workback.ExitNothing:
+		return Work{Nothing: true}, nil
+	default:
+		return Work{}, fmt.Errorf("harvest exited %d: %s", code, strings.TrimSpace(stderr.String()))
+	}
+	r, err := workback.Import(ctx, p.Spec.Work.Repo, bundle, p.Spec.Work.Branch, p.Spec.Work.Base)
+	if err != nil {
+		return Work{}, err
+	}
+	return Work{Branch: r.Branch, Repo: p.Spec.Work.Repo, Commits: r.Commits}, nil
+}
+
+// saveArchive writes the agent's /workspace as a tar file (owner-only),
+// unless it holds nothing. It reports whether it wrote one.
+func (l *Launcher) saveArchive(ctx context.Context, agentID, path string) (bool, error) {
+	rc, err := l.Docker.CopyFrom(ctx, agentID, plan.WorkspaceDir)
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return false, err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".work-*.tar")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(f.Name())
+	// Read the archive as it is written, to learn whether /workspace held
+	// anything but itself.
+	tr := tar.NewReader(io.TeeReader(rc, f))
+	entries := 0
+	for {
+		if _, err := tr.Next(); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			f.Close()
+			return false, fmt.Errorf("copy /workspace: %w", err)
+		}
+		entries++
+	}
+	if _, err := io.Copy(f, rc); err != nil { // the archive's end padding
+		f.Close()
+		return false, err
+	}
+	if err := f.Close(); err != nil {
+		return false, err
+	}
+	if entries <= 1 {
+		return false, nil
+	}
+	if err := os.Chmod(f.Name(), 0o600); err != nil {
+		return false, err
+	}
+	return true, os.Rename(f.Name(), path)
+}
+
+// limited keeps the first n bytes written and drops the rest.
+type limited struct {
+	w io.Writer
+	n int
+}
+
+func (l *limited) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}
