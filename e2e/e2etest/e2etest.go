@@ -177,8 +177,8 @@ func Unique(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b)
 }
 
-// AssertGone fails the test if any container or network of instance remains,
-// or its stage directory.
+// AssertGone fails the test if any container, network or volume of
+// instance remains, or its stage directory.
 func AssertGone(t testing.TB, c *docker.Client, state, instance string) {
 	t.Helper()
 	ctx := context.Background()
@@ -195,6 +195,13 @@ func AssertGone(t testing.TB, c *docker.Client, state, instance string) {
 	}
 	for _, n := range ns {
 		t.Errorf("network %s of %s remains", n.Name, instance)
+	}
+	vs, err := c.ListVolumes(ctx, map[string]string{plan.LabelInstance: instance})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		t.Errorf("volume %s of %s remains", v.Name, instance)
 	}
 	if _, err := os.Stat(filepath.Join(state, "instances", instance)); err == nil {
 		t.Errorf("stage directory of %s remains", instance)

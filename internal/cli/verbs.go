@@ -15,6 +15,7 @@ func verbs(g *globals) []*cobra.Command {
 		newSuperviseCmd(g, applier(g)),
 		newImagesCmd(g),
 		newLogsCmd(g),
+		newStateCmd(g),
 		newVersionCmd(g),
 		newSidecarCmd(g),
 	}
