@@ -498,3 +498,36 @@ func TestTerminalResize(t *testing.T) {
 	}
 	e2etest.AssertGone(t, c, e.State, inst)
 }
+
+// A run killed outright (SIGKILL: nothing of it runs again) leaves its
+// bottle; ps says so, and cleanup brings the work back before removing it.
+func TestKilledRunWorkComesBackOnCleanup(t *testing.T) {
+	c := e2etest.Engine(t)
+	e, inst := newEnv(t)
+	e.Vars["CLAUDE_BOTTLE_DERIVED_IMAGE"] = "claude-bottle:cwd-" + inst
+	t.Cleanup(func() { c.RemoveImage(context.Background(), "claude-bottle:cwd-"+inst) })
+	gitRepo(t, e.Dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := e.Command(ctx, "run", "--cwd", "claude", "--", "sh", "-c", "echo agent >> a.txt && git commit -qam killed-agent && echo WORK-READY && exec sleep 300")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, stdout, "WORK-READY")
+	cmd.Process.Kill()
+	cmd.Wait()
+	if r := e.Run(ctx, "ps"); !strings.Contains(r.Stdout, inst) || !strings.Contains(r.Stdout, "orphaned") {
+		t.Errorf("ps after a killed run: %s", r)
+	}
+	r := e.Run(ctx, "cleanup")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "branch claude-bottle/"+inst) {
+		t.Fatalf("cleanup: %s", r)
+	}
+	// The user's own untracked file was copied in too: uncommitted in the
+	// workspace, it is in the last commit.
+	if got := gitOut(t, e.Dir, "log", "--format=%s", "main..claude-bottle/"+inst); got != "claude-bottle: uncommitted changes when the bottle ended\nkilled-agent\n" {
+		t.Errorf("work on the branch: %q", got)
+	}
+	e2etest.AssertGone(t, c, e.State, inst)
+}

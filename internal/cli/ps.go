@@ -116,6 +116,12 @@ owner process is gone, and their stage directories. Running bottles are not touc
 			l := &launch.Launcher{Docker: c, Log: g.log, State: state, Getenv: g.getenv}
 			var failed []string
 			for inst := range instances {
+				// The work of a killed run comes back before its bottle goes.
+				if w, err := l.FinishOrphan(ctx, inst); err != nil {
+					fmt.Fprintf(g.stderr, "claude-bottle: %s: bringing the work back: %v\n", inst, err)
+				} else if !w.Nothing {
+					fmt.Fprintf(g.stdout, "%s: %s\n", inst, w)
+				}
 				if err := l.Down(ctx, inst); err != nil {
 					failed = append(failed, fmt.Sprintf("%s: %v", inst, err))
 				}

@@ -141,6 +141,9 @@ func Prepare(ctx context.Context, p *plan.Plan, dir, logDir, manifestPath string
 	if err := writeJSON(filepath.Join(dir, stage.Meta), Meta{Agent: p.Agent, Instance: p.Instance, Manifest: manifestPath, Bottle: s.Bottle}, 0o600); err != nil {
 		return err
 	}
+	if err := writeJSON(filepath.Join(dir, stage.PlanFile), p, 0o600); err != nil {
+		return err
+	}
 	if os.Getuid() == 0 {
 		// Sidecars run as a fixed non-root user; hand it the files it reads.
 		// The 0400/0600 modes still keep everyone else out.

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -225,4 +226,24 @@ func (l *limited) Write(p []byte) (int, error) {
 		l.n -= k
 	}
 	return len(p), nil
+}
+
+// FinishOrphan brings back the work of an instance whose launcher is gone
+// (killed, or its machine restarted), from the plan it left in its stage
+// directory. An instance with no plan or no agent container left has no
+// work to bring back: the result is zero.
+func (l *Launcher) FinishOrphan(ctx context.Context, instance string) (Work, error) {
+	b, err := os.ReadFile(filepath.Join(stage.InstanceDir(l.State, instance), stage.PlanFile))
+	if err != nil {
+		return Work{Nothing: true}, nil
+	}
+	var p plan.Plan
+	if err := json.Unmarshal(b, &p); err != nil || p.Instance != instance {
+		return Work{Nothing: true}, nil
+	}
+	cs, err := l.Docker.ListContainers(ctx, map[string]string{plan.LabelInstance: instance, plan.LabelRole: plan.RoleAgent}, true)
+	if err != nil || len(cs) == 0 {
+		return Work{Nothing: true}, err
+	}
+	return l.Finish(ctx, &p, cs[0].ID)
 }

@@ -35,6 +35,9 @@ const (
 	// Meta records which agent and manifest an instance was launched from,
 	// for supervise --persist and Dockerfile proposals.
 	Meta = "instance.json"
+	// PlanFile is the plan an instance was launched from, for cleanup to
+	// bring an orphan's work back before removing it.
+	PlanFile = "plan.json"
 )
 
 // Paths inside containers.
