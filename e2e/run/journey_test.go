@@ -177,6 +177,14 @@ func TestInteractiveFirstRun(t *testing.T) {
 			if !ran {
 				t.Errorf("the Bash tool's output never reached the model: %+v", requests())
 			}
+			// Ctrl-C while attached is Claude's (it clears or warns), not
+			// run's: the bottle stays.
+			term.Keys("C-c")
+			time.Sleep(2 * time.Second)
+			if _, err := os.Stat(term.ExitFile); err == nil {
+				t.Fatalf("Ctrl-C ended run instead of reaching Claude:\n%s", term.Screen())
+			}
+			term.WaitFor("bypass permissions on", 10*time.Second)
 			term.Type("/exit")
 			if code := term.ExitCode(time.Minute); code != 0 {
 				t.Errorf("run exited %d after /exit, want Claude's 0", code)
