@@ -215,6 +215,8 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 		fmt.Fprintf(g.stderr, "claude-bottle: when the bottle ends, the agent's commits and uncommitted changes come back to %s as branch %s\n", p.Spec.Work.Repo, p.Spec.Work.Branch)
 	case cwd:
 		fmt.Fprintf(g.stderr, "claude-bottle: %s is not the top of a git repository: when the bottle ends, /workspace is saved under %s (nothing is written back into %s)\n", wd, stage.WorkDir(state), wd)
+	case len(command) == 0 && workback.TopLevel(ctx, wd) != "":
+		fmt.Fprintf(g.stderr, "claude-bottle: the agent starts in an empty /workspace; with --cwd it gets a copy of this repository and its work comes back as a branch\n")
 	}
 	t.mark("plan")
 	if p.Spec.DerivedImage != "" {
