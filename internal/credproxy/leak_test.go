@@ -1,0 +1,176 @@
+package credproxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/claude-bottle/claude-bottle/internal/audit"
+)
+
+// readAll sends req to addr and returns every byte the agent's side of
+// the connection receives until the proxy closes it: informational
+// responses, the final head, the body and the trailers alike.
+func readAll(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second)) // bounds a hang, asserts nothing
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Each case is an upstream that reflects the injected credential through
+// one part of a response. Whatever the part, no form of the token may be
+// among the bytes the agent's connection receives.
+func TestNoTokenFormReachesAgent(t *testing.T) {
+	echo := func(r *http.Request) string { return r.Header.Get("X-Api-Key") }
+	tests := []struct {
+		name string
+		h    http.HandlerFunc
+		want string // the final status line's code
+	}{
+		{"103 early hints echoing the request", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Link", "</"+url.PathEscape(echo(r))+">; rel=preload")
+			w.Header().Set("X-Echo", echo(r))
+			w.WriteHeader(http.StatusEarlyHints)
+			w.Header().Del("Link")
+			w.Header().Del("X-Echo")
+			_, _ = io.WriteString(w, "ok")
+		}, "200"},
+		{"102 then 103 echoing in header names", func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["X-"+echo(r)] = []string{"1"}
+			w.WriteHeader(http.StatusProcessing)
+			w.WriteHeader(http.StatusEarlyHints)
+			clear(w.Header())
+			_, _ = io.WriteString(w, "ok")
+		}, "200"},
+		{"final header value and name", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Echo", "k="+echo(r))
+			w.Header()["X-"+echo(r)] = []string{"1"}
+			_, _ = io.WriteString(w, "ok")
+		}, "200"},
+		{"announced trailer", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "X-Trail")
+			_, _ = io.WriteString(w, "body")
+			w.Header().Set("X-Trail", echo(r))
+		}, "200"},
+		{"trailer announced late", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "body")
+			w.(http.Flusher).Flush()
+			w.Header().Set(http.TrailerPrefix+"X-Late", echo(r))
+			w.Header().Set(http.TrailerPrefix+"X-"+echo(r), "1")
+		}, "200"},
+		{"chunked body split across flushes", func(w http.ResponseWriter, r *http.Request) {
+			k := echo(r)
+			for i := range len(k) {
+				_, _ = io.WriteString(w, k[i:i+1])
+				w.(http.Flusher).Flush()
+			}
+		}, "200"},
+		{"event stream", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprintf(w, "data: %s\n\n", echo(r))
+			w.(http.Flusher).Flush()
+			fmt.Fprintf(w, "data: %s\n\n", url.QueryEscape(echo(r)))
+		}, "200"},
+		{"error status with the token in its body", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "bad key %s", echo(r))
+		}, "400"},
+		{"compressed body", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Encoding", "br")
+			_, _ = io.WriteString(w, echo(r))
+		}, "502"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := newUpstream(t, tt.h)
+			p := newProxy(t, lr("anthropic", "/anthropic/", up.URL, "x-api-key", "{token}", tok))
+			got := readAll(t, p.Addr, "GET /anthropic/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			assertNoToken(t, "what the agent received", got, tok)
+			if !strings.HasPrefix(got, "HTTP/1.1 "+tt.want+" ") {
+				t.Errorf("response starts %q, want status %s", clipTest(got), tt.want)
+			}
+		})
+	}
+}
+
+// The proxy's own 502 page quotes the transport's error, which may quote
+// the request it failed to send.
+func TestErrorPageIsScrubbed(t *testing.T) {
+	buf := &syncBuf{}
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return nil, errors.New("cannot send header x-api-key: " + r.Header.Get("X-Api-Key"))
+	})
+	h, err := NewHandler(testLogger(t), audit.New(buf, "test", "cred-proxy"),
+		[]LoadedRoute{lr("anthropic", "/anthropic/", "https://api.example.test", "x-api-key", "{token}", tok)}, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	got := readAll(t, ln.Addr().String(), "GET /anthropic/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	assertNoToken(t, "the 502 page", got, tok)
+	if !strings.HasPrefix(got, "HTTP/1.1 502 ") || !strings.Contains(got, Redacted) {
+		t.Errorf("got %q", got)
+	}
+	assertNoToken(t, "the audit log", buf.String(), tok)
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func clipTest(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
+}
+
+// Dropping upstream 1xx responses must not break Expect: 100-continue:
+// the agent-facing server sends its own 100 when the proxy reads the body.
+func TestExpectContinueStillWorks(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %s", b)
+	})
+	p := newProxy(t, lr("anthropic", "/anthropic/", up.URL, "x-api-key", "{token}", tok))
+	c, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second)) // bounds a hang, asserts nothing
+	io.WriteString(c, "POST /anthropic/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+	first := make([]byte, len("HTTP/1.1 100 Continue\r\n\r\n"))
+	if _, err := io.ReadFull(c, first); err != nil || string(first) != "HTTP/1.1 100 Continue\r\n\r\n" {
+		t.Fatalf("first bytes %q, %v", first, err)
+	}
+	io.WriteString(c, "hello")
+	rest, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(rest), "HTTP/1.1 200 ") || !strings.HasSuffix(string(rest), "got hello") {
+		t.Errorf("response %q", rest)
+	}
+}
