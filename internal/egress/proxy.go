@@ -167,7 +167,19 @@ func (p *proxy) server(ctx context.Context) *http.Server {
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if hc, ok := r.Context().Value(headKey{}).(*headConn); ok && r.Method != http.MethodConnect {
-		defer hc.next()
+		body := &readBody{ReadCloser: r.Body}
+		if r.Body == nil || r.Body == http.NoBody {
+			body.done.Store(true)
+		} else {
+			r.Body = body
+		}
+		w = &closeIfUnread{ResponseWriter: w, body: body}
+		defer func() {
+			if !body.done.Load() {
+				hc.lose()
+			}
+			hc.next()
+		}()
 	}
 	switch {
 	case r.Method == http.MethodConnect:
@@ -356,7 +368,16 @@ func (p *proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	cfg := p.cfg.Load()
 	ev := audit.Event{Kind: "http", Client: r.RemoteAddr, Method: r.Method}
-	if where, enc, ok := canaryInRequest(cfg.canary, r); ok {
+	head, reason := keptHead(r)
+	if reason != "" {
+		// The method is not logged either: it may be what the canary
+		// would have caught.
+		ev.Method = ""
+		p.refuse(w, ev, start, failure{http.StatusForbidden, reason}, "this request")
+		return
+	}
+	if where, enc, ok := canaryInRequest(cfg.canary, r, head); ok {
+		ev.Method = ""
 		p.refuseCanary(w, ev, start, where, enc)
 		return
 	}
@@ -369,7 +390,7 @@ func (p *proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 	host := normalizeHost(req.Host)
 	ev.Host, ev.Port, ev.Path = host, req.Port, clip(r.URL.Path)
 	shown := r.Method + " " + net.JoinHostPort(host, strconv.Itoa(req.Port))
-	if reason := checkHostHeader(r, host, req.Port); reason != "" {
+	if reason := checkHostHeader(r, head, host, req.Port); reason != "" {
 		p.refuse(w, ev, start, failure{http.StatusForbidden, reason}, shown)
 		return
 	}
@@ -404,29 +425,45 @@ func (p *proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 	p.record(ev, start)
 }
 
+// keptHead returns the request's head as read from the connection, or why
+// it cannot be had.
+func keptHead(r *http.Request) (requestHead, string) {
+	const pipelined = "cannot read the request head (send one request at a time, each after the previous answer, on a connection that has not been closed by the proxy)"
+	hc, ok := r.Context().Value(headKey{}).(*headConn)
+	if !ok {
+		return requestHead{}, "cannot read the request head"
+	}
+	raw, ok := hc.captured()
+	if !ok {
+		return requestHead{}, pipelined
+	}
+	head, err := verifyHead(raw, r)
+	if err != nil {
+		return requestHead{}, pipelined
+	}
+	return head, ""
+}
+
 // canaryInRequest looks for a secret in everything a plain-HTTP request
-// sends upstream except the body: the URL, raw and decoded, and every
-// header name and value.
-func canaryInRequest(c *canary, r *http.Request) (where, enc string, found bool) {
-	if enc, ok := c.find(r.RequestURI); ok {
-		return "the URL", enc, true
+// sends upstream except the body: the whole head as read from the
+// connection (request line, every header name and value), and the parsed
+// forms that may differ from the raw bytes (the URL host and Host headers,
+// compared as host names; header names, compared without case as servers
+// do and as they are forwarded, canonicalized).
+func canaryInRequest(c *canary, r *http.Request, head requestHead) (where, enc string, found bool) {
+	if enc, ok := c.find(head.line); ok {
+		return "the request line", enc, true
 	}
 	if enc, ok := c.findHost(r.URL.Host); ok {
 		return "the URL host", enc, true
 	}
-	// net/http drops the Host header of an absolute-form request (r.Host
-	// is the URL's), so the raw head is where a Host header is read.
-	if hc, ok := r.Context().Value(headKey{}).(*headConn); ok {
-		if values, ok := hc.hostHeaders(); ok {
-			for _, v := range values {
-				if enc, ok := c.find(v); ok {
-					return "the Host header", enc, true
-				}
-			}
+	for _, v := range head.hosts {
+		if enc, ok := c.findHost(v); ok {
+			return "the Host header", enc, true
 		}
 	}
 	for k, vs := range r.Header {
-		if enc, ok := c.find(k); ok {
+		if enc, ok := c.findName(k); ok {
 			return "a header name", enc, true
 		}
 		for _, v := range vs {
@@ -435,25 +472,17 @@ func canaryInRequest(c *canary, r *http.Request) (where, enc string, found bool)
 			}
 		}
 	}
+	if enc, ok := c.find(head.raw); ok {
+		return "the request head", enc, true
+	}
 	return "", "", false
 }
 
 // checkHostHeader refuses a Host header that names another host than the
 // URL: net/http would ignore it, but a confused upstream or front might
 // route by it. HTTP/1.0 may omit it.
-func checkHostHeader(r *http.Request, host string, port int) string {
-	hc, ok := r.Context().Value(headKey{}).(*headConn)
-	if !ok {
-		return "cannot read the request head"
-	}
-	values, ok := hc.hostHeaders()
-	if !ok {
-		return "cannot read the request head"
-	}
-	// The kept head must be this request's (a pipelined one is not kept).
-	if method, target, _ := strings.Cut(hc.requestLine(), " "); method != r.Method || !strings.HasPrefix(target, r.RequestURI+" ") {
-		return "cannot read the request head (pipelined requests are not supported)"
-	}
+func checkHostHeader(r *http.Request, head requestHead, host string, port int) string {
+	values := head.hosts
 	if len(values) == 0 && !r.ProtoAtLeast(1, 1) {
 		return ""
 	}
