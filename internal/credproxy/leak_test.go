@@ -1,13 +1,18 @@
 package credproxy
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,4 +178,98 @@ func TestExpectContinueStillWorks(t *testing.T) {
 	if !strings.HasPrefix(string(rest), "HTTP/1.1 200 ") || !strings.HasSuffix(string(rest), "got hello") {
 		t.Errorf("response %q", rest)
 	}
+}
+
+// pipeListener serves connections made with net.Pipe, so a fuzz run opens
+// no sockets.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+func (l *pipeListener) dial() net.Conn {
+	client, server := net.Pipe()
+	l.conns <- server
+	return client
+}
+
+// FuzzResponseToAgent sends an arbitrary upstream response, "{T}" standing
+// for the injected token the upstream echoes, through the proxy and a real
+// http.Transport and http.Server, and checks every byte the agent receives.
+func FuzzResponseToAgent(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 103 Early Hints\r\nLink: {T}\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 100 Continue\r\nX: {T}\r\n\r\nHTTP/1.1 102 Processing\r\nX-{T}: 1\r\n\r\nHTTP/1.1 200 OK\r\n\r\n{T}",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n3\r\n{T}\r\n0\r\nX-T: {T}\r\nX-Late: {T}\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: {T}\n\n",
+		"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer {T}\r\nContent-Length: 4\r\n\r\n{T}",
+		"HTTP/1.0 200 OK\r\nX: a\r\n {T}\r\n\r\n{T}",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, resp string) {
+		if len(resp) > 8192 {
+			return
+		}
+		resp = strings.ReplaceAll(resp, "{T}", tok)
+		up := &http.Transport{
+			DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				c, s := net.Pipe()
+				go func() {
+					defer s.Close()
+					_ = s.SetDeadline(time.Now().Add(5 * time.Second))
+					br := bufio.NewReader(s)
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					_, _ = io.WriteString(s, resp)
+				}()
+				return c, nil
+			},
+		}
+		h, err := NewHandler(slog.New(slog.DiscardHandler), nil,
+			[]LoadedRoute{lr("r", "/r/", "http://upstream.test", "x-api-key", "{token}", tok)}, up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := newPipeListener()
+		srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+		go srv.Serve(ln)
+		defer srv.Close()
+		c := ln.dial()
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // bounds a hang, asserts nothing
+		go io.WriteString(c, "GET /r/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		b, _ := io.ReadAll(c)
+		got := strings.ReplaceAll(string(b), Redacted, "\x00")
+		for _, form := range tokenForms(tok) {
+			if strings.Contains(got, form) {
+				t.Fatalf("the agent received form %q of the token:\n%q", form, b)
+			}
+		}
+	})
 }

@@ -204,3 +204,46 @@ func TestPipelinedHeadsRefused(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCapturedHead feeds a request stream to the capture in small reads
+// and to net/http's request parser. Whenever the parser accepts a head,
+// the capture must hold exactly the bytes the parser consumed for it, and
+// verifyHead must accept it for that request and return its Host headers.
+func FuzzCapturedHead(f *testing.F) {
+	for _, s := range []string{
+		"GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n",
+		"POST http://a.test/x HTTP/1.1\nHost: a.test\nContent-Length: 3\n\nabcGET / HTTP/1.1\r\n\r\n",
+		"GET http://a.test/ HTTP/1.1\r\nHost: a\r\nHost: b\r\nX: 1\r\n  folded\r\n\r\n",
+		"s3cr3t http://a.test/ HTTP/1.0\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\nPragma: no-cache\r\n\r\n0\r\n\r\n",
+	} {
+		f.Add(s, uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, stream string, step uint8) {
+		if len(stream) > 4*maxHeaderBytes {
+			return
+		}
+		src := strings.NewReader(stream)
+		br := bufio.NewReader(src)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		consumed := len(stream) - src.Len() - br.Buffered()
+		var head []byte
+		complete := false
+		n := int(step%16) + 1
+		for i := 0; i < len(stream) && !complete; i += n {
+			head, complete = captureHead(head, complete, []byte(stream[i:min(i+n, len(stream))]))
+		}
+		if !complete || string(head) != stream[:consumed] {
+			t.Fatalf("captured %q, net/http read the head %q", head, stream[:consumed])
+		}
+		got, err := verifyHead(head, req)
+		if err != nil {
+			t.Fatalf("verifyHead refused the head net/http parsed: %v", err)
+		}
+		if got.raw != string(head) || !strings.HasPrefix(got.raw, got.line) {
+			t.Fatalf("head %q line %q", got.raw, got.line)
+		}
+	})
+}

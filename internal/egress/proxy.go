@@ -451,6 +451,14 @@ func keptHead(r *http.Request) (requestHead, string) {
 // compared as host names; header names, compared without case as servers
 // do and as they are forwarded, canonicalized).
 func canaryInRequest(c *canary, r *http.Request, head requestHead) (where, enc string, found bool) {
+	method, rest, _ := strings.Cut(head.line, " ")
+	target, _, _ := strings.Cut(rest, " ")
+	if enc, ok := c.find(method); ok {
+		return "the method", enc, true
+	}
+	if enc, ok := c.find(target); ok {
+		return "the URL", enc, true
+	}
 	if enc, ok := c.find(head.line); ok {
 		return "the request line", enc, true
 	}
