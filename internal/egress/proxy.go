@@ -368,19 +368,21 @@ func (p *proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	cfg := p.cfg.Load()
 	ev := audit.Event{Kind: "http", Client: r.RemoteAddr, Method: r.Method}
+	if !knownMethod(r.Method) {
+		// Until the canary has read it, or when it refuses, an unusual
+		// method may be a credential: neither logged nor repeated.
+		ev.Method = ""
+	}
 	head, reason := keptHead(r)
 	if reason != "" {
-		// The method is not logged either: it may be what the canary
-		// would have caught.
-		ev.Method = ""
 		p.refuse(w, ev, start, failure{http.StatusForbidden, reason}, "this request")
 		return
 	}
 	if where, enc, ok := canaryInRequest(cfg.canary, r, head); ok {
-		ev.Method = ""
 		p.refuseCanary(w, ev, start, where, enc)
 		return
 	}
+	ev.Method = r.Method
 	req, err := ParseTarget(r.Method, r.RequestURI)
 	if err != nil {
 		ev.Host = clip(r.URL.Host)
@@ -423,6 +425,18 @@ func (p *proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 		ev.Verdict, ev.Reason = "error", "upstream: "+st.err.Error()
 	}
 	p.record(ev, start)
+}
+
+// knownMethod reports whether m is one of the methods of RFC 9110 or
+// WebDAV, which cannot hold a credential.
+func knownMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace,
+		"PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH":
+		return true
+	}
+	return false
 }
 
 // keptHead returns the request's head as read from the connection, or why
@@ -585,7 +599,11 @@ func (p *proxy) refuseCanary(w http.ResponseWriter, ev audit.Event, start time.T
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Connection", "close")
 	w.WriteHeader(http.StatusForbidden)
-	fmt.Fprintf(w, "claude-bottle egress: refused %s: a credential value appeared in %s (secret canary).\nCredentials are added by the cred-proxy; never send them yourself. Do not retry.\n", ev.Method, where)
+	what := ev.Method
+	if what == "" {
+		what = "this request"
+	}
+	fmt.Fprintf(w, "claude-bottle egress: refused %s: a credential value appeared in %s (secret canary).\nCredentials are added by the cred-proxy; never send them yourself. Do not retry.\n", what, where)
 	p.record(ev, start)
 }
 
