@@ -247,3 +247,19 @@ func FuzzCapturedHead(f *testing.F) {
 		}
 	})
 }
+
+// Once lost, a connection keeps no head again: every later request on it
+// is refused rather than checked on bytes that may be a body.
+func TestLostConnectionKeepsNoHead(t *testing.T) {
+	c := &headConn{}
+	c.keep([]byte("GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n"))
+	if _, ok := c.captured(); !ok {
+		t.Fatal("a whole head was not kept")
+	}
+	c.lose()
+	c.next()
+	c.keep([]byte("GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n"))
+	if h, ok := c.captured(); ok {
+		t.Fatalf("a lost connection kept %q", h)
+	}
+}

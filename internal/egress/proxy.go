@@ -148,8 +148,9 @@ type pinned struct {
 }
 
 // server returns the http.Server for the proxy. Each request's raw head is
-// kept by headConn for the Host header check (net/http deletes the header
-// after reading it); kept-alive connections are captured request by request.
+// kept by headConn, for the Host header check (net/http deletes the header
+// after reading it) and the canary; kept-alive connections are captured
+// request by request (see headConn for how the copy stays in step).
 func (p *proxy) server(ctx context.Context) *http.Server {
 	srv := &http.Server{
 		Handler:           p,
@@ -167,6 +168,9 @@ func (p *proxy) server(ctx context.Context) *http.Server {
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if hc, ok := r.Context().Value(headKey{}).(*headConn); ok && r.Method != http.MethodConnect {
+		// The next head may be copied only once this body has been read
+		// to its end; if it is not, the connection is closed after the
+		// answer and never read again.
 		body := &readBody{ReadCloser: r.Body}
 		if r.Body == nil || r.Body == http.NoBody {
 			body.done.Store(true)
