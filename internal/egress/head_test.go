@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -261,5 +262,29 @@ func TestLostConnectionKeepsNoHead(t *testing.T) {
 	c.keep([]byte("GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n"))
 	if h, ok := c.captured(); ok {
 		t.Fatalf("a lost connection kept %q", h)
+	}
+}
+
+// A keep-alive client that sends its next request the moment it has read
+// a large answer (whose last bytes left before the handler returned) gets
+// each request checked and forwarded, not refused as pipelined: the copy
+// of the next head starts when the previous request's body ends, not when
+// its handler returns.
+func TestKeptAliveAfterLargeAnswer(t *testing.T) {
+	h := newHarness(t, testPolicy(), nil, testAnswers())
+	big := strings.Repeat("x", 256<<10)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+		io.WriteString(w, big)
+	}))
+	t.Cleanup(s.Close)
+	h.dial.setRedirect("127.0.0.1:80", s.Listener.Addr().String())
+	k := dialKept(t, h)
+	for i := range 30 {
+		k.send(fmt.Sprintf("GET http://allowed.test/%d HTTP/1.1\r\nHost: allowed.test\r\n\r\n", i))
+		code, body, ok := k.response()
+		if !ok || code != 200 || len(body) != len(big) {
+			t.Fatalf("request %d: %d (open %v) %.200q", i, code, ok, body)
+		}
 	}
 }

@@ -33,14 +33,16 @@ func (l headListener) Accept() (net.Conn, error) {
 //
 // The copy is only trusted once verifyHead has found it to be the very
 // head net/http parsed into the request being served (same parser, same
-// result), so what the proxy checks is what it forwards. Capture restarts
-// (next) only when a request has been served and its body fully read:
-// a body the handler left unread would otherwise be read by net/http
-// after next and captured as the following head (the decoy of a
-// desynchronisation). Such a connection is marked lost: it is closed
-// after its answer, and any later head on it is refused. Bytes net/http
-// reads ahead (a pipelining client) are not captured either: the next
-// head is then incomplete or another request's, and verifyHead refuses it.
+// result), so what the proxy checks is what it forwards. The handler takes
+// the copy when it starts, and the copy of the next head starts (next) the
+// moment the request's body has been read to its end: the bytes read from
+// the connection after that are the next request's. If the body is not
+// read to its end, net/http would read the rest itself and a decoy head in
+// it would be copied as the next one (a desynchronisation), so the
+// connection is lost instead: it is closed after the answer and nothing
+// more is copied from it. Bytes net/http reads ahead (a pipelining client)
+// are not copied either: the next head is then incomplete or another
+// request's, and verifyHead refuses it.
 type headConn struct {
 	net.Conn
 	mu       sync.Mutex
@@ -126,6 +128,16 @@ func headEnd(b []byte) int {
 	}
 }
 
+// rawHeadKey holds the keptRaw of the request being served.
+type rawHeadKey struct{}
+
+// keptRaw is the head copy a handler took when it started; ok is false if
+// none was complete.
+type keptRaw struct {
+	raw []byte
+	ok  bool
+}
+
 // requestHead is a request head as the proxy checks it.
 type requestHead struct {
 	raw   string   // request line through the blank line, byte for byte
@@ -160,16 +172,18 @@ func verifyHead(raw []byte, r *http.Request) (requestHead, error) {
 	return requestHead{raw: string(raw), line: line, hosts: mh["Host"]}, nil
 }
 
-// readBody notes whether a request body was read to its end.
+// readBody notes when a request body has been read to its end, and then
+// calls onEOF once.
 type readBody struct {
 	io.ReadCloser
-	done atomic.Bool
+	done  atomic.Bool
+	onEOF func()
 }
 
 func (b *readBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		b.done.Store(true)
+	if err == io.EOF && b.done.CompareAndSwap(false, true) && b.onEOF != nil {
+		b.onEOF()
 	}
 	return n, err
 }

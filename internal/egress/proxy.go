@@ -168,12 +168,18 @@ func (p *proxy) server(ctx context.Context) *http.Server {
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if hc, ok := r.Context().Value(headKey{}).(*headConn); ok && r.Method != http.MethodConnect {
-		// The next head may be copied only once this body has been read
-		// to its end; if it is not, the connection is closed after the
-		// answer and never read again.
-		body := &readBody{ReadCloser: r.Body}
+		// This request's head is taken now. The copy of the next one
+		// starts the moment this body has been read to its end (at once
+		// without a body): every byte read after that is the next
+		// request's, whenever this handler returns. A body not read to
+		// its end closes the connection after the answer, and nothing
+		// more is copied from it.
+		raw, ok := hc.captured()
+		r = r.WithContext(context.WithValue(r.Context(), rawHeadKey{}, keptRaw{raw, ok}))
+		body := &readBody{ReadCloser: r.Body, onEOF: hc.next}
 		if r.Body == nil || r.Body == http.NoBody {
 			body.done.Store(true)
+			hc.next()
 		} else {
 			r.Body = body
 		}
@@ -182,7 +188,6 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if !body.done.Load() {
 				hc.lose()
 			}
-			hc.next()
 		}()
 	}
 	switch {
@@ -447,15 +452,14 @@ func knownMethod(m string) bool {
 // it cannot be had.
 func keptHead(r *http.Request) (requestHead, string) {
 	const pipelined = "cannot read the request head (send one request at a time, each after the previous answer, on a connection that has not been closed by the proxy)"
-	hc, ok := r.Context().Value(headKey{}).(*headConn)
+	kept, ok := r.Context().Value(rawHeadKey{}).(keptRaw)
 	if !ok {
 		return requestHead{}, "cannot read the request head"
 	}
-	raw, ok := hc.captured()
-	if !ok {
+	if !kept.ok {
 		return requestHead{}, pipelined
 	}
-	head, err := verifyHead(raw, r)
+	head, err := verifyHead(kept.raw, r)
 	if err != nil {
 		return requestHead{}, pipelined
 	}
