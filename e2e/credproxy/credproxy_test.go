@@ -322,13 +322,7 @@ func TestCredProxyKeepsTheToken(t *testing.T) {
 	assertNoToken(t, "run's stderr", r.Stderr, apiKey)
 
 	// The echo came back, redacted in the body and in headers.
-	var echo []string
-	for _, l := range strings.Split(out, "\n") {
-		if s, ok := strings.CutPrefix(l, "echo: "); ok {
-			echo = append(echo, s)
-		}
-	}
-	echoed := strings.Join(echo, "\n")
+	echoed := prefixed(out, "echo: ")
 	for _, want := range []string{
 		"HTTP/1.1 200", "X-Echo-Token: " + redacted, "X-Echo-Token-B64: " + redacted,
 		"header=" + redacted, "raw=" + redacted, "b64=" + redacted, "b64url=" + redacted,
@@ -340,13 +334,7 @@ func TestCredProxyKeepsTheToken(t *testing.T) {
 	}
 
 	// Informational heads are dropped; body and both trailers are scrubbed.
-	var early []string
-	for _, l := range strings.Split(out, "\n") {
-		if s, ok := strings.CutPrefix(l, "early: "); ok {
-			early = append(early, s)
-		}
-	}
-	earlyText := strings.Join(early, "\n")
+	earlyText := prefixed(out, "early: ")
 	for _, want := range []string{
 		"HTTP/1.1 200", "early-body=" + redacted, "X-Echo-Trailer: " + redacted, "X-Echo-Late: " + redacted,
 	} {
@@ -438,6 +426,17 @@ func TestCredProxyKeepsTheToken(t *testing.T) {
 		}
 	}
 	e2etest.AssertGone(t, c, e.State, inst)
+}
+
+// prefixed returns the lines of out that start with prefix, without it.
+func prefixed(out, prefix string) string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if s, ok := strings.CutPrefix(l, prefix); ok {
+			lines = append(lines, s)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // A route whose token is not set on the host stops the launch before the

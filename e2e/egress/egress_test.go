@@ -107,42 +107,17 @@ func readLog(t *testing.T, state, inst string) ([]audit.Event, string) {
 //
 //	hc ARGS  curl through the proxy variables: code=, connect= (the CONNECT
 //	         answer), exit=, body= (flattened)
-//	rq REQ   raw bytes to egress:3128 (Python escapes: \r\n, \xNN), for
-//	         request targets curl would normalize: code= body=
-//	rs P...  each piece 0.3 s after the previous on one connection, then
-//	         every answer: codes=200,403 (each status line) body=
+//	rq REQ...  raw bytes to egress:3128 (Python escapes: \r\n, \xNN), for
+//	         request targets curl would normalize; several pieces go 0.3 s
+//	         apart on one connection: code= (the first answer's) body=
+//	         (after the first head) codes=200,403 (every status line)
 //	tl HOST:PORT OPENSSL-ARGS  a TLS handshake through a CONNECT tunnel:
 //	         tls=established or tls=refused
 //	dn NAME  a DNS lookup with the agent's own resolver: dns=resolved|failed
 const helpers = `
 cat > /tmp/raw.py <<'PY'
-import codecs, socket, sys
-req = codecs.decode(sys.argv[1], 'unicode_escape').encode('latin-1')
-s = socket.create_connection(('egress', 3128), timeout=10)
-s.sendall(req)
-data = b''
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-except Exception:
-    pass
-head, _, body = data.partition(b'\r\n\r\n')
-code = head.split(b' ')[1].decode() if head.startswith(b'HTTP/') else 'none'
-print('code=%s body=%s' % (code, ' '.join(body.decode('latin-1').split())[:400]))
-PY
-say() { printf 'case %s %s\n' "$1" "$2"; }
-hc() {
-  w=$(curl -s -m 10 -o /tmp/body -w 'code=%{http_code} connect=%{http_connect}' "$@"); rc=$?
-  printf '%s exit=%s body=%s' "$w" "$rc" "$(head -c 400 /tmp/body 2>/dev/null | tr -s '\r\n\t' '   ')"
-  rm -f /tmp/body
-}
-rq() { python3 /tmp/raw.py "$1"; }
-cat > /tmp/seq.py <<'PY'
 import codecs, re, socket, sys, time
-s = socket.create_connection(('egress', 3128), timeout=5)
+s = socket.create_connection(('egress', 3128), timeout=10)
 for i, piece in enumerate(sys.argv[1:]):
     if i:
         time.sleep(0.3)
@@ -159,10 +134,18 @@ try:
         data += b
 except Exception:
     pass
-codes = re.findall(rb'HTTP/1\.1 (\d\d\d)', data)
-print('codes=%s body=%s' % (','.join(c.decode() for c in codes), ' '.join(data.decode('latin-1').split())[:600]))
+head, _, body = data.partition(b'\r\n\r\n')
+code = head.split(b' ')[1].decode() if head.startswith(b'HTTP/') else 'none'
+codes = ','.join(c.decode() for c in re.findall(rb'HTTP/1\.1 (\d\d\d)', data))
+print('code=%s body=%s codes=%s' % (code, ' '.join(body.decode('latin-1').split())[:400], codes))
 PY
-rs() { python3 /tmp/seq.py "$@"; }
+say() { printf 'case %s %s\n' "$1" "$2"; }
+hc() {
+  w=$(curl -s -m 10 -o /tmp/body -w 'code=%{http_code} connect=%{http_connect}' "$@"); rc=$?
+  printf '%s exit=%s body=%s' "$w" "$rc" "$(head -c 400 /tmp/body 2>/dev/null | tr -s '\r\n\t' '   ')"
+  rm -f /tmp/body
+}
+rq() { python3 /tmp/raw.py "$@"; }
 tl() {
   t=$1; shift
   o=$(echo | timeout 15 openssl s_client -proxy egress:3128 -connect "$t" "$@" 2>&1)
@@ -213,7 +196,7 @@ func rawConnect(target string) string {
 func desync(second string) string {
 	const decoy = `GET http://allowed.test:8080/desync HTTP/1.1\r\nHost: allowed.test:8080\r\n\r\n`
 	n := len(strings.ReplaceAll(decoy, `\r\n`, "xx"))
-	return fmt.Sprintf(`rs 'GET /healthz HTTP/1.1\r\nHost: egress\r\nContent-Length: %d\r\n\r\n' '%s' '%s'`, n, decoy, second)
+	return fmt.Sprintf(`rq 'GET /healthz HTTP/1.1\r\nHost: egress\r\nContent-Length: %d\r\n\r\n' '%s' '%s'`, n, decoy, second)
 }
 
 func rawGet(target, host, extra string) string {
@@ -459,7 +442,7 @@ func TestAdversarialEgress(t *testing.T) {
 			want: []string{"codes=200"}, not: []string{"upstream allowed", "codes=200,200"}},
 		{name: "desync-late-body-method", cmd: desync(token + ` http://allowed.test:8080/desync HTTP/1.1\r\nHost: allowed.test:8080\r\n\r\n`),
 			want: []string{"codes=200"}, not: []string{"upstream allowed", "codes=200,200"}},
-		{name: "pipelined-second-head", cmd: `rs 'GET http://allowed.test:8080/pipe1 HTTP/1.1\r\nHost: allowed.test:8080\r\n\r\n` +
+		{name: "pipelined-second-head", cmd: `rq 'GET http://allowed.test:8080/pipe1 HTTP/1.1\r\nHost: allowed.test:8080\r\n\r\n` +
 			token + ` http://allowed.test:8080/pipe2 HTTP/1.1\r\nHost: allowed.test:8080\r\n\r\n'`,
 			want: []string{"codes=200", "upstream allowed reached"}, not: []string{"codes=200,200"}},
 		{name: "canary-connect-label", cmd: `hc -k https://` + token + `.allowed.test:8443/`, want: []string{"connect=403"},

@@ -24,15 +24,8 @@ import (
 // responses, the final head, the body and the trailers alike.
 func readAll(t *testing.T, addr, req string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := sendRaw(t, addr, req)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second)) // bounds a hang, asserts nothing
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
 	b, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatal(err)
@@ -162,13 +155,7 @@ func TestExpectContinueStillWorks(t *testing.T) {
 		fmt.Fprintf(w, "got %s", b)
 	})
 	p := newProxy(t, lr("anthropic", "/anthropic/", up.URL, "x-api-key", "{token}", tok))
-	c, err := net.Dial("tcp", p.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second)) // bounds a hang, asserts nothing
-	io.WriteString(c, "POST /anthropic/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+	c := sendRaw(t, p.Addr, "POST /anthropic/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
 	first := make([]byte, len("HTTP/1.1 100 Continue\r\n\r\n"))
 	if _, err := io.ReadFull(c, first); err != nil || string(first) != "HTTP/1.1 100 Continue\r\n\r\n" {
 		t.Fatalf("first bytes %q, %v", first, err)
