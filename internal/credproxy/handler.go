@@ -261,6 +261,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// A 101 stream could not be scrubbed, so never ask for one.
 	out.Header.Del("Upgrade")
 	out.Header.Del("Connection")
+	// A range of an echoed token is not the token: two requests for two
+	// halves would each pass the scrubber. Without Range the upstream
+	// sends the whole body, which every client must accept.
+	out.Header.Del("Range")
+	out.Header.Del("If-Range")
 	// Compressed bodies cannot be scrubbed. Saying identity (rather than
 	// only dropping the header) also stops Go's transport from asking for
 	// gzip behind our back.
@@ -275,8 +280,15 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return fmt.Errorf("%w: protocol upgrade", errUnscrubbable)
 	}
-	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return fmt.Errorf("%w: Content-Encoding %s", errUnscrubbable, ce)
+	// Every listed coding counts, in every Content-Encoding line: a client
+	// decodes them all, and one gzip behind an "identity" would hide a
+	// token from the scrubber.
+	for _, line := range resp.Header.Values("Content-Encoding") {
+		for ce := range strings.SplitSeq(line, ",") {
+			if ce = strings.TrimSpace(ce); ce != "" && !strings.EqualFold(ce, "identity") {
+				return fmt.Errorf("%w: Content-Encoding %s", errUnscrubbable, ce)
+			}
+		}
 	}
 	if resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		return nil
