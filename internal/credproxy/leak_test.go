@@ -232,6 +232,7 @@ func FuzzResponseToAgent(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: {T}\n\n",
 		"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer {T}\r\nContent-Length: 4\r\n\r\n{T}",
 		"HTTP/1.0 200 OK\r\nX: a\r\n {T}\r\n\r\n{T}",
+		"HTTP/1.1 418 {T}\r\nContent-Length: 0\r\n\r\n",
 	} {
 		f.Add(s)
 	}

@@ -288,3 +288,20 @@ func TestKeptAliveAfterLargeAnswer(t *testing.T) {
 		}
 	}
 }
+
+// A chunked request's trailers come after its body, too late for the
+// canary to refuse the request: they are not forwarded.
+func TestRequestTrailersNotForwarded(t *testing.T) {
+	h := newHarness(t, testPolicy(), []string{secret}, testAnswers())
+	u := newHTTPUpstream(t, h)
+	k := dialKept(t, h)
+	k.send("POST http://allowed.test/t HTTP/1.1\r\nHost: allowed.test\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n",
+		"4\r\nbody\r\n0\r\nX-T: "+secret+"\r\n\r\n")
+	if code, body, ok := k.response(); !ok || code != 200 {
+		t.Fatalf("%d %q", code, body)
+	}
+	r := u.last()
+	if r == nil || len(r.Trailer) != 0 {
+		t.Fatalf("upstream got trailers %v", r)
+	}
+}

@@ -113,6 +113,9 @@ func newProxy(log *slog.Logger, alog *audit.Log, resolver Resolver, dial func(co
 					delete(pr.Out.Header, k)
 				}
 			}
+			// A request's trailers arrive after its body, too late for
+			// the canary to refuse it: they are not forwarded.
+			pr.Out.Trailer = nil
 		},
 		Transport: p.transport,
 		// 0: ReverseProxy still flushes event streams and bodies of unknown
