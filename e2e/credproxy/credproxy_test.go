@@ -277,8 +277,9 @@ func TestClaudeCodeThroughCredProxy(t *testing.T) {
 }
 
 // One bottle, many attempts to get at the token through cred-proxy:
-// echoed in every encoding, agent-supplied credentials, the hop-by-hop
-// trick, a redirect to another host, and path traversal.
+// echoed in every encoding, in informational (1xx) heads and trailers,
+// agent-supplied credentials, the hop-by-hop trick, a redirect to another
+// host, and path traversal.
 func TestCredProxyKeepsTheToken(t *testing.T) {
 	c := e2etest.Engine(t)
 	e2etest.Images(t)
@@ -297,6 +298,9 @@ func TestCredProxyKeepsTheToken(t *testing.T) {
 	script := strings.Join([]string{
 		`B=$ANTHROPIC_BASE_URL`,
 		`curl -s -D - "$B/echo-token" | tr -d '\r' | sed 's/^/echo: /'`,
+		// Every byte of a response with 1xx heads and trailers, as read
+		// off the socket.
+		`bash -c 'exec 3<>/dev/tcp/cred-proxy/8080; printf "GET /anthropic/echo-token-early HTTP/1.1\r\nHost: cred-proxy\r\nConnection: close\r\n\r\n" >&3; cat <&3' | tr -d '\r' | sed 's/^/early: /'`,
 		`echo "attacker-$(` + code + `-H 'Authorization: Bearer attacker' -H 'x-api-key: attacker' ` + msg + ` "$B/v1/messages?case=agentcred")"`,
 		`echo "hop-$(` + code + `-H 'Connection: x-api-key' -H 'x-api-key: attacker' ` + msg + ` "$B/v1/messages?case=hop")"`,
 		`echo "placeholder-$(` + code + `-H "x-api-key: $ANTHROPIC_API_KEY" ` + msg + ` "$B/v1/messages?case=placeholder")"`,
@@ -318,13 +322,7 @@ func TestCredProxyKeepsTheToken(t *testing.T) {
 	assertNoToken(t, "run's stderr", r.Stderr, apiKey)
 
 	// The echo came back, redacted in the body and in headers.
-	var echo []string
-	for _, l := range strings.Split(out, "\n") {
-		if s, ok := strings.CutPrefix(l, "echo: "); ok {
-			echo = append(echo, s)
-		}
-	}
-	echoed := strings.Join(echo, "\n")
+	echoed := prefixed(out, "echo: ")
 	for _, want := range []string{
 		"HTTP/1.1 200", "X-Echo-Token: " + redacted, "X-Echo-Token-B64: " + redacted,
 		"header=" + redacted, "raw=" + redacted, "b64=" + redacted, "b64url=" + redacted,
@@ -333,6 +331,19 @@ func TestCredProxyKeepsTheToken(t *testing.T) {
 		if !strings.Contains(echoed, want) {
 			t.Errorf("echo-token response lacks %q:\n%s", want, echoed)
 		}
+	}
+
+	// Informational heads are dropped; body and both trailers are scrubbed.
+	earlyText := prefixed(out, "early: ")
+	for _, want := range []string{
+		"HTTP/1.1 200", "early-body=" + redacted, "X-Echo-Trailer: " + redacted, "X-Echo-Late: " + redacted,
+	} {
+		if !strings.Contains(earlyText, want) {
+			t.Errorf("echo-token-early response lacks %q:\n%s", want, earlyText)
+		}
+	}
+	if strings.Contains(earlyText, "HTTP/1.1 1") {
+		t.Errorf("an informational response reached the agent:\n%s", earlyText)
 	}
 
 	for _, want := range []string{
@@ -415,6 +426,17 @@ func TestCredProxyKeepsTheToken(t *testing.T) {
 		}
 	}
 	e2etest.AssertGone(t, c, e.State, inst)
+}
+
+// prefixed returns the lines of out that start with prefix, without it.
+func prefixed(out, prefix string) string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if s, ok := strings.CutPrefix(l, prefix); ok {
+			lines = append(lines, s)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // A route whose token is not set on the host stops the launch before the

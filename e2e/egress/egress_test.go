@@ -107,17 +107,24 @@ func readLog(t *testing.T, state, inst string) ([]audit.Event, string) {
 //
 //	hc ARGS  curl through the proxy variables: code=, connect= (the CONNECT
 //	         answer), exit=, body= (flattened)
-//	rq REQ   raw bytes to egress:3128 (Python escapes: \r\n, \xNN), for
-//	         request targets curl would normalize: code= body=
+//	rq REQ...  raw bytes to egress:3128 (Python escapes: \r\n, \xNN), for
+//	         request targets curl would normalize; several pieces go 0.3 s
+//	         apart on one connection: code= (the first answer's) body=
+//	         (after the first head) codes=200,403 (every status line)
 //	tl HOST:PORT OPENSSL-ARGS  a TLS handshake through a CONNECT tunnel:
 //	         tls=established or tls=refused
 //	dn NAME  a DNS lookup with the agent's own resolver: dns=resolved|failed
 const helpers = `
 cat > /tmp/raw.py <<'PY'
-import codecs, socket, sys
-req = codecs.decode(sys.argv[1], 'unicode_escape').encode('latin-1')
+import codecs, re, socket, sys, time
 s = socket.create_connection(('egress', 3128), timeout=10)
-s.sendall(req)
+for i, piece in enumerate(sys.argv[1:]):
+    if i:
+        time.sleep(0.3)
+    try:
+        s.sendall(codecs.decode(piece, 'unicode_escape').encode('latin-1'))
+    except Exception:
+        break
 data = b''
 try:
     while True:
@@ -129,7 +136,8 @@ except Exception:
     pass
 head, _, body = data.partition(b'\r\n\r\n')
 code = head.split(b' ')[1].decode() if head.startswith(b'HTTP/') else 'none'
-print('code=%s body=%s' % (code, ' '.join(body.decode('latin-1').split())[:400]))
+codes = ','.join(c.decode() for c in re.findall(rb'HTTP/1\.1 (\d\d\d)', data))
+print('code=%s body=%s codes=%s' % (code, ' '.join(body.decode('latin-1').split())[:400], codes))
 PY
 say() { printf 'case %s %s\n' "$1" "$2"; }
 hc() {
@@ -137,7 +145,7 @@ hc() {
   printf '%s exit=%s body=%s' "$w" "$rc" "$(head -c 400 /tmp/body 2>/dev/null | tr -s '\r\n\t' '   ')"
   rm -f /tmp/body
 }
-rq() { python3 /tmp/raw.py "$1"; }
+rq() { python3 /tmp/raw.py "$@"; }
 tl() {
   t=$1; shift
   o=$(echo | timeout 15 openssl s_client -proxy egress:3128 -connect "$t" "$@" 2>&1)
@@ -181,6 +189,14 @@ type egCase struct {
 
 func rawConnect(target string) string {
 	return fmt.Sprintf(`rq 'CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n'`, target, target)
+}
+
+// desync is a /healthz request whose body, a decoy head, is sent late,
+// then the head second on the same connection.
+func desync(second string) string {
+	const decoy = `GET http://allowed.test:8080/desync HTTP/1.1\r\nHost: allowed.test:8080\r\n\r\n`
+	n := len(strings.ReplaceAll(decoy, `\r\n`, "xx"))
+	return fmt.Sprintf(`rq 'GET /healthz HTTP/1.1\r\nHost: egress\r\nContent-Length: %d\r\n\r\n' '%s' '%s'`, n, decoy, second)
 }
 
 func rawGet(target, host, extra string) string {
@@ -255,11 +271,8 @@ func TestAdversarialEgress(t *testing.T) {
 	inst := e2etest.Unique("cbt-egress")
 	e.Vars["CLAUDE_BOTTLE_CONTAINER"] = inst
 	rnd := strings.TrimPrefix(e2etest.Unique("x"), "x-")
-	// All lowercase, like many real tokens. Not tested here, because they
-	// pass today: the value with its case changed, and as a header name
-	// (which net/http canonicalizes to Sk-Canary-...). newCanary in
-	// internal/egress/canary.go drops the case-folded raw form of a
-	// lowercase value as a duplicate of the exact one.
+	// All lowercase, like many real tokens; the canary also catches it in
+	// another case (canary-header-name-other-case).
 	token := "sk-canary-" + rnd + "c0ffee42"
 	e.Vars["E2E_TOKEN"] = token
 
@@ -414,6 +427,24 @@ func TestAdversarialEgress(t *testing.T) {
 		{name: "canary-host-header", cmd: `hc -H 'Host: ` + token + `.allowed.test:8080' http://allowed.test:8080/`,
 			want: []string{"code=403", "(secret canary)"}, not: []string{token},
 			deny: canaryURL("(raw) appeared in the Host header")},
+		// The canary reads the whole head: the method too, and header
+		// names in any case.
+		{name: "canary-method", cmd: `rq '` + token + ` http://allowed.test:8080/canary-method HTTP/1.1\r\nHost: allowed.test:8080\r\n\r\n'`,
+			want: []string{"code=403", "(secret canary)"}, not: []string{token},
+			deny: canaryURL("(raw) appeared in the method")},
+		{name: "canary-header-name-other-case", cmd: `hc -H 'X-` + strings.ToUpper(token) + `: 1' http://allowed.test:8080/canary-name`,
+			want: []string{"code=403", "(secret canary)"}, deny: canaryURL("appeared in a header name")},
+		// The head that is checked is the head that is forwarded. A body
+		// that arrives after the answer holds a harmless decoy head; the
+		// real next head (a Host naming evil.test, a credential as its
+		// method) must not be checked as the decoy and forwarded.
+		{name: "desync-late-body-host", cmd: desync(`GET http://allowed.test:8080/desync HTTP/1.1\r\nHost: evil.test:8080\r\n\r\n`),
+			want: []string{"codes=200"}, not: []string{"upstream allowed", "codes=200,200"}},
+		{name: "desync-late-body-method", cmd: desync(token + ` http://allowed.test:8080/desync HTTP/1.1\r\nHost: allowed.test:8080\r\n\r\n`),
+			want: []string{"codes=200"}, not: []string{"upstream allowed", "codes=200,200"}},
+		{name: "pipelined-second-head", cmd: `rq 'GET http://allowed.test:8080/pipe1 HTTP/1.1\r\nHost: allowed.test:8080\r\n\r\n` +
+			token + ` http://allowed.test:8080/pipe2 HTTP/1.1\r\nHost: allowed.test:8080\r\n\r\n'`,
+			want: []string{"codes=200", "upstream allowed reached"}, not: []string{"codes=200,200"}},
 		{name: "canary-connect-label", cmd: `hc -k https://` + token + `.allowed.test:8443/`, want: []string{"connect=403"},
 			deny: &denyLine{kind: "connect", noHost: true, reason: "secret canary", detail: "(raw) appeared in the CONNECT target"}},
 		{name: "canary-connect-split-labels", cmd: `hc -k https://` + split + `.allowed.test:8443/`, want: []string{"connect=403"},
@@ -560,6 +591,9 @@ func TestAdversarialEgress(t *testing.T) {
 		}
 		if strings.HasPrefix(l, "hello ") && l != `hello allowed sni="allowed.test"` {
 			t.Errorf("allowed.test got a ClientHello for another name: %s", l)
+		}
+		if strings.Contains(l, `uri="/desync"`) || strings.Contains(l, `uri="/pipe2"`) || strings.Contains(l, "canary-") {
+			t.Errorf("allowed.test got a request that should have been refused: %s", l)
 		}
 		if strings.HasPrefix(l, "req ") {
 			reqs++

@@ -204,7 +204,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ev.Route, ev.Host = rt.Name, rt.upstream.Host
 	st := &reqState{route: rt, rest: rest, scrub: t.scrub}
-	rec := &recorder{ResponseWriter: w}
+	rec := &recorder{ResponseWriter: w, scrub: t.scrub}
 	defer func() {
 		// ReverseProxy panics with http.ErrAbortHandler when a stream
 		// breaks mid-body; log that request too, then let it unwind.
@@ -223,6 +223,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	h.proxy.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	// What is left in the header map now goes out as trailers, declared
+	// or announced late (http.TrailerPrefix), when this handler returns.
+	scrubHeader(rec.Header(), t.scrub)
 }
 
 func (h *Handler) write(ev audit.Event) {
@@ -258,6 +261,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// A 101 stream could not be scrubbed, so never ask for one.
 	out.Header.Del("Upgrade")
 	out.Header.Del("Connection")
+	// A range of an echoed token is not the token: two requests for two
+	// halves would each pass the scrubber. Without Range the upstream
+	// sends the whole body, which every client must accept.
+	out.Header.Del("Range")
+	out.Header.Del("If-Range")
 	// Compressed bodies cannot be scrubbed. Saying identity (rather than
 	// only dropping the header) also stops Go's transport from asking for
 	// gzip behind our back.
@@ -272,10 +280,16 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return fmt.Errorf("%w: protocol upgrade", errUnscrubbable)
 	}
-	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return fmt.Errorf("%w: Content-Encoding %s", errUnscrubbable, ce)
+	// Every listed coding counts, in every Content-Encoding line: a client
+	// decodes them all, and one gzip behind an "identity" would hide a
+	// token from the scrubber.
+	for _, line := range resp.Header.Values("Content-Encoding") {
+		for ce := range strings.SplitSeq(line, ",") {
+			if ce = strings.TrimSpace(ce); ce != "" && !strings.EqualFold(ce, "identity") {
+				return fmt.Errorf("%w: Content-Encoding %s", errUnscrubbable, ce)
+			}
+		}
 	}
-	scrubHeader(resp.Header, st.scrub)
 	if resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		return nil
 	}
@@ -298,7 +312,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	// Redaction changes the length, so the agent gets a chunked body.
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
-	resp.Body = newScrubReader(resp.Body, st.scrub, func() { scrubHeader(resp.Trailer, st.scrub) })
+	resp.Body = newScrubReader(resp.Body, st.scrub)
 	return nil
 }
 
@@ -329,23 +343,40 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	fmt.Fprintf(w, "cred-proxy: upstream for route %s failed: %s\n", st.route.Name, msg)
 }
 
-// recorder notes what the agent was sent, for the audit line.
+// recorder is the one way from the proxy to the agent: every response
+// head goes through its WriteHeader, which scrubs the whole header map
+// whatever filled it (upstream headers, the error page), and drops
+// informational (1xx) responses. ReverseProxy relays an upstream's 1xx
+// from inside RoundTrip, before ModifyResponse, so an upstream echoing the
+// request in a 103 Early Hints would otherwise hand the agent its token.
+// None carries anything the agent needs: the agent-facing server answers
+// Expect: 100-continue itself when the body is first read, 102 is
+// obsolete and 103 is a hint for browsers. Bodies are scrubbed in
+// ModifyResponse (scrubReader), trailers by ServeHTTP after the proxy
+// returns. It also notes what the agent was sent, for the audit line.
 type recorder struct {
 	http.ResponseWriter
+	scrub  *scrubber
 	status int
 	bytes  int64
 }
 
 func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 && code >= 200 {
-		r.status = code
+	if code < 200 {
+		// ReverseProxy clears the header map after relaying a 1xx.
+		return
 	}
+	if r.status != 0 {
+		return
+	}
+	r.status = code
+	scrubHeader(r.Header(), r.scrub)
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.WriteHeader(http.StatusOK)
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
@@ -353,7 +384,14 @@ func (r *recorder) Write(b []byte) (int, error) {
 }
 
 // Flush lets ReverseProxy push each streamed chunk through at once.
-func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
+func (r *recorder) Flush() {
+	if r.status == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
+}
 
-// Unwrap lets http.ResponseController reach the connection underneath.
+// Unwrap lets http.ResponseController reach the connection underneath
+// (deadlines; never Hijack, which would bypass the scrubbing: a 101 is
+// refused in ModifyResponse).
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -115,19 +115,27 @@ func lr(name, path, upstream, header, format, token string, strip ...string) Loa
 		StripHeaders: strip, TokenFile: "tokens/" + name}, Token: token}
 }
 
-// rawDo writes req to addr byte for byte, as an agent could, and reads one
-// response.
-func rawDo(t *testing.T, addr, req string) (*http.Response, string) {
+// sendRaw writes req to addr byte for byte, as an agent could, and returns
+// the open connection.
+func sendRaw(t *testing.T, addr, req string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second)) // bounds a hang, asserts nothing
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// rawDo sends req (sendRaw) and reads one response.
+func rawDo(t *testing.T, addr, req string) (*http.Response, string) {
+	t.Helper()
+	c := sendRaw(t, addr, req)
+	defer c.Close()
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		t.Fatal(err)

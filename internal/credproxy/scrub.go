@@ -149,11 +149,10 @@ type scrubReader struct {
 	out     []byte // decided output not yet returned
 	buf     []byte
 	err     error
-	onEOF   func() // scrubs trailers, which are only known at EOF
 }
 
-func newScrubReader(src io.ReadCloser, s *scrubber, onEOF func()) *scrubReader {
-	return &scrubReader{src: src, s: s, buf: make([]byte, 32*1024), onEOF: onEOF}
+func newScrubReader(src io.ReadCloser, s *scrubber) *scrubReader {
+	return &scrubReader{src: src, s: s, buf: make([]byte, 32*1024)}
 }
 
 func (r *scrubReader) Read(p []byte) (int, error) {
@@ -166,9 +165,6 @@ func (r *scrubReader) Read(p []byte) (int, error) {
 		switch {
 		case err == io.EOF:
 			r.out, r.pending = r.s.scan(r.out[:0], in, true)
-			if r.onEOF != nil {
-				r.onEOF()
-			}
 			r.err = err
 		case err != nil:
 			// A broken stream drops the undecided tail: it may be the

@@ -42,7 +42,7 @@ func split(s string, cuts []int) [][]byte {
 
 func scrubStream(t testing.TB, s *scrubber, chunks [][]byte) string {
 	t.Helper()
-	b, err := io.ReadAll(newScrubReader(&chunked{chunks: chunks}, s, nil))
+	b, err := io.ReadAll(newScrubReader(&chunked{chunks: chunks}, s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestScrubReaderReturnsDecidedBytesBeforeMoreInput(t *testing.T) {
 		<-block
 		return 0, io.EOF
 	})))
-	r := newScrubReader(src, newScrubber([]string{"tok-123456"}), nil)
+	r := newScrubReader(src, newScrubber([]string{"tok-123456"}))
 	buf := make([]byte, 100)
 	n, err := r.Read(buf)
 	if err != nil || string(buf[:n]) != "data: one\n\n" {

@@ -86,6 +86,12 @@ func (c *canary) findHost(s string) (string, bool) {
 	return c.search(strings.ReplaceAll(s, ".", ""), true)
 }
 
+// findName is find for a header name, which servers compare without case
+// and the proxy forwards canonicalized.
+func (c *canary) findName(s string) (string, bool) {
+	return c.search(s, true)
+}
+
 func (c *canary) search(s string, fold bool) (string, bool) {
 	if c == nil {
 		return "", false

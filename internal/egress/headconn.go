@@ -1,10 +1,17 @@
 package egress
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"io"
+	"maps"
 	"net"
-	"strings"
+	"net/http"
+	"net/textproto"
+	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 type headKey struct{}
@@ -21,17 +28,27 @@ func (l headListener) Accept() (net.Conn, error) {
 }
 
 // headConn keeps a copy of the current request head read from the
-// connection: net/http deletes the Host header from a request whose target
-// is an absolute URL, and the proxy wants to compare the two. The handler
-// calls next when it is done, so the following request on a kept-alive
-// connection is captured afresh. Bytes that arrive while a request is
-// handled (a pipelining client) are not captured: the next head is then
-// incomplete or names another request line, and that request is refused.
+// connection, because net/http deletes the Host header of a request whose
+// target is an absolute URL and does not keep the raw head at all.
+//
+// The copy is only trusted once verifyHead has found it to be the very
+// head net/http parsed into the request being served (same parser, same
+// result), so what the proxy checks is what it forwards. The handler takes
+// the copy when it starts, and the copy of the next head starts (next) the
+// moment the request's body has been read to its end: the bytes read from
+// the connection after that are the next request's. If the body is not
+// read to its end, net/http would read the rest itself and a decoy head in
+// it would be copied as the next one (a desynchronisation), so the
+// connection is lost instead: it is closed after the answer and nothing
+// more is copied from it. Bytes net/http reads ahead (a pipelining client)
+// are not copied either: the next head is then incomplete or another
+// request's, and verifyHead refuses it.
 type headConn struct {
 	net.Conn
 	mu       sync.Mutex
 	head     []byte
 	complete bool
+	lost     bool
 }
 
 func (c *headConn) Read(b []byte) (int, error) {
@@ -45,76 +62,164 @@ func (c *headConn) Read(b []byte) (int, error) {
 func (c *headConn) keep(b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.complete {
-		return
-	}
-	from := max(len(c.head)-3, 0)
-	c.head = append(c.head, b...)
-	if end := headEnd(c.head[from:]); end >= 0 {
-		c.head = c.head[:from+end]
-		c.complete = true
-	} else if len(c.head) > maxHeaderBytes+4096 {
-		// net/http refuses a head this long itself.
-		c.head = nil
-		c.complete = true
-	}
+	c.head, c.complete = captureHead(c.head, c.complete, b)
 }
 
-// next forgets the current head, ready for the next request.
+// captureHead appends b to head until head holds a whole request head,
+// blank line included, and drops what follows it.
+func captureHead(head []byte, complete bool, b []byte) ([]byte, bool) {
+	if complete {
+		return head, true
+	}
+	from := max(len(head)-3, 0)
+	head = append(head, b...)
+	if end := headEnd(head[from:]); end >= 0 {
+		return head[:from+end], true
+	}
+	if len(head) > maxHeaderBytes+4096 {
+		// net/http refuses a head this long itself.
+		return nil, true
+	}
+	return head, false
+}
+
+// next forgets the current head, ready for the next request; after lose,
+// no head is kept again.
 func (c *headConn) next() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.head, c.complete = nil, false
+	c.head, c.complete = nil, c.lost
 }
 
-// requestLine returns the first line of the kept head.
-func (c *headConn) requestLine() string {
+// lose marks the connection as out of step: the bytes after this point
+// may belong to an unread body.
+func (c *headConn) lose() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	line, _, _ := strings.Cut(string(c.head), "\n")
-	return strings.TrimSuffix(line, "\r")
+	c.lost, c.head, c.complete = true, nil, true
 }
 
-// headEnd returns where the blank line ending a head starts; net/http
-// accepts bare LF line endings as well as CRLF.
-func headEnd(b []byte) int {
-	i := bytes.Index(b, []byte("\n\r\n"))
-	j := bytes.Index(b, []byte("\n\n"))
-	switch {
-	case i < 0:
-		return j
-	case j < 0 || i < j:
-		return i
-	default:
-		return j
-	}
-}
-
-// hostHeaders returns the values of every Host header in the head; ok is
-// false when no complete head was kept.
-func (c *headConn) hostHeaders() (values []string, ok bool) {
+// captured returns the kept head; ok is false when no whole head was
+// kept since the last next.
+func (c *headConn) captured() (head []byte, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.complete || c.head == nil {
 		return nil, false
 	}
-	lines := strings.Split(string(c.head), "\n")
-	last := -1
-	for _, line := range lines[1:] {
-		line = strings.TrimSuffix(line, "\r")
-		if line != "" && (line[0] == ' ' || line[0] == '\t') {
-			// obs-fold continues the previous header
-			if last >= 0 {
-				values[last] += " " + strings.TrimSpace(line)
-			}
-			continue
-		}
-		last = -1
-		name, value, found := strings.Cut(line, ":")
-		if found && strings.EqualFold(strings.TrimSpace(name), "host") {
-			values = append(values, strings.TrimSpace(value))
-			last = len(values) - 1
+	return c.head, true
+}
+
+// headEnd returns the length of the head that b starts with, through the
+// blank line that ends it, or -1. net/http accepts bare LF line endings as
+// well as CRLF.
+func headEnd(b []byte) int {
+	i := bytes.Index(b, []byte("\n\r\n"))
+	j := bytes.Index(b, []byte("\n\n"))
+	switch {
+	case i < 0 && j < 0:
+		return -1
+	case i < 0:
+		return j + 2
+	case j < 0 || i < j:
+		return i + 3
+	default:
+		return j + 2
+	}
+}
+
+// rawHeadKey holds the keptRaw of the request being served.
+type rawHeadKey struct{}
+
+// keptRaw is the head copy a handler took when it started; ok is false if
+// none was complete.
+type keptRaw struct {
+	raw []byte
+	ok  bool
+}
+
+// requestHead is a request head as the proxy checks it.
+type requestHead struct {
+	raw   string   // request line through the blank line, byte for byte
+	line  string   // the request line
+	hosts []string // every Host header's value (net/http drops them from Request.Header)
+}
+
+var errHeadMismatch = errors.New("the kept head is not this request's")
+
+// verifyHead parses raw with the parser net/http's server uses and
+// returns it only if the result is r: same method, target, protocol and
+// header fields. The request forwarded is made from r, so it is made from
+// exactly these bytes.
+func verifyHead(raw []byte, r *http.Request) (requestHead, error) {
+	pr, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		return requestHead{}, err
+	}
+	if pr.Method != r.Method || pr.RequestURI != r.RequestURI || pr.Proto != r.Proto ||
+		!maps.EqualFunc(pr.Header, r.Header, slices.Equal) {
+		return requestHead{}, errHeadMismatch
+	}
+	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw)))
+	line, err := tp.ReadLine()
+	if err != nil {
+		return requestHead{}, err
+	}
+	mh, err := tp.ReadMIMEHeader()
+	if err != nil {
+		return requestHead{}, err
+	}
+	return requestHead{raw: string(raw), line: line, hosts: mh["Host"]}, nil
+}
+
+// readBody notes when a request body has been read to its end, and then
+// calls onEOF once.
+type readBody struct {
+	io.ReadCloser
+	done  atomic.Bool
+	onEOF func()
+}
+
+func (b *readBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && b.done.CompareAndSwap(false, true) && b.onEOF != nil {
+		b.onEOF()
+	}
+	return n, err
+}
+
+// closeIfUnread answers "Connection: close" when the request body has
+// not been read to its end by the time the answer starts. net/http would
+// otherwise read the rest itself after the handler (see headConn) and
+// keep the connection.
+type closeIfUnread struct {
+	http.ResponseWriter
+	body  *readBody
+	wrote bool
+}
+
+func (w *closeIfUnread) WriteHeader(code int) {
+	if code >= 200 && !w.wrote {
+		w.wrote = true
+		if !w.body.done.Load() {
+			w.Header().Set("Connection", "close")
 		}
 	}
-	return values, true
+	w.ResponseWriter.WriteHeader(code)
 }
+
+func (w *closeIfUnread) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *closeIfUnread) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *closeIfUnread) Unwrap() http.ResponseWriter { return w.ResponseWriter }

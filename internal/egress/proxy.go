@@ -113,6 +113,9 @@ func newProxy(log *slog.Logger, alog *audit.Log, resolver Resolver, dial func(co
 					delete(pr.Out.Header, k)
 				}
 			}
+			// A request's trailers arrive after its body, too late for
+			// the canary to refuse it: they are not forwarded.
+			pr.Out.Trailer = nil
 		},
 		Transport: p.transport,
 		// 0: ReverseProxy still flushes event streams and bodies of unknown
@@ -148,8 +151,9 @@ type pinned struct {
 }
 
 // server returns the http.Server for the proxy. Each request's raw head is
-// kept by headConn for the Host header check (net/http deletes the header
-// after reading it); kept-alive connections are captured request by request.
+// kept by headConn, for the Host header check (net/http deletes the header
+// after reading it) and the canary; kept-alive connections are captured
+// request by request (see headConn for how the copy stays in step).
 func (p *proxy) server(ctx context.Context) *http.Server {
 	srv := &http.Server{
 		Handler:           p,
@@ -167,7 +171,27 @@ func (p *proxy) server(ctx context.Context) *http.Server {
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if hc, ok := r.Context().Value(headKey{}).(*headConn); ok && r.Method != http.MethodConnect {
-		defer hc.next()
+		// This request's head is taken now. The copy of the next one
+		// starts the moment this body has been read to its end (at once
+		// without a body): every byte read after that is the next
+		// request's, whenever this handler returns. A body not read to
+		// its end closes the connection after the answer, and nothing
+		// more is copied from it.
+		raw, ok := hc.captured()
+		r = r.WithContext(context.WithValue(r.Context(), rawHeadKey{}, keptRaw{raw, ok}))
+		body := &readBody{ReadCloser: r.Body, onEOF: hc.next}
+		if r.Body == nil || r.Body == http.NoBody {
+			body.done.Store(true)
+			hc.next()
+		} else {
+			r.Body = body
+		}
+		w = &closeIfUnread{ResponseWriter: w, body: body}
+		defer func() {
+			if !body.done.Load() {
+				hc.lose()
+			}
+		}()
 	}
 	switch {
 	case r.Method == http.MethodConnect:
@@ -356,10 +380,21 @@ func (p *proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	cfg := p.cfg.Load()
 	ev := audit.Event{Kind: "http", Client: r.RemoteAddr, Method: r.Method}
-	if where, enc, ok := canaryInRequest(cfg.canary, r); ok {
+	if !knownMethod(r.Method) {
+		// Until the canary has read it, or when it refuses, an unusual
+		// method may be a credential: neither logged nor repeated.
+		ev.Method = ""
+	}
+	head, reason := keptHead(r)
+	if reason != "" {
+		p.refuse(w, ev, start, failure{http.StatusForbidden, reason}, "this request")
+		return
+	}
+	if where, enc, ok := canaryInRequest(cfg.canary, r, head); ok {
 		p.refuseCanary(w, ev, start, where, enc)
 		return
 	}
+	ev.Method = r.Method
 	req, err := ParseTarget(r.Method, r.RequestURI)
 	if err != nil {
 		ev.Host = clip(r.URL.Host)
@@ -369,7 +404,7 @@ func (p *proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 	host := normalizeHost(req.Host)
 	ev.Host, ev.Port, ev.Path = host, req.Port, clip(r.URL.Path)
 	shown := r.Method + " " + net.JoinHostPort(host, strconv.Itoa(req.Port))
-	if reason := checkHostHeader(r, host, req.Port); reason != "" {
+	if reason := checkHostHeader(r, head, host, req.Port); reason != "" {
 		p.refuse(w, ev, start, failure{http.StatusForbidden, reason}, shown)
 		return
 	}
@@ -404,29 +439,64 @@ func (p *proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 	p.record(ev, start)
 }
 
+// knownMethod reports whether m is one of the methods of RFC 9110 or
+// WebDAV, which cannot hold a credential.
+func knownMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace,
+		"PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH":
+		return true
+	}
+	return false
+}
+
+// keptHead returns the request's head as read from the connection, or why
+// it cannot be had.
+func keptHead(r *http.Request) (requestHead, string) {
+	const pipelined = "cannot read the request head (send one request at a time, each after the previous answer, on a connection that has not been closed by the proxy)"
+	kept, ok := r.Context().Value(rawHeadKey{}).(keptRaw)
+	if !ok {
+		return requestHead{}, "cannot read the request head"
+	}
+	if !kept.ok {
+		return requestHead{}, pipelined
+	}
+	head, err := verifyHead(kept.raw, r)
+	if err != nil {
+		return requestHead{}, pipelined
+	}
+	return head, ""
+}
+
 // canaryInRequest looks for a secret in everything a plain-HTTP request
-// sends upstream except the body: the URL, raw and decoded, and every
-// header name and value.
-func canaryInRequest(c *canary, r *http.Request) (where, enc string, found bool) {
-	if enc, ok := c.find(r.RequestURI); ok {
+// sends upstream except the body: the whole head as read from the
+// connection (request line, every header name and value), and the parsed
+// forms that may differ from the raw bytes (the URL host and Host headers,
+// compared as host names; header names, compared without case as servers
+// do and as they are forwarded, canonicalized).
+func canaryInRequest(c *canary, r *http.Request, head requestHead) (where, enc string, found bool) {
+	method, rest, _ := strings.Cut(head.line, " ")
+	target, _, _ := strings.Cut(rest, " ")
+	if enc, ok := c.find(method); ok {
+		return "the method", enc, true
+	}
+	if enc, ok := c.find(target); ok {
 		return "the URL", enc, true
+	}
+	if enc, ok := c.find(head.line); ok {
+		return "the request line", enc, true
 	}
 	if enc, ok := c.findHost(r.URL.Host); ok {
 		return "the URL host", enc, true
 	}
-	// net/http drops the Host header of an absolute-form request (r.Host
-	// is the URL's), so the raw head is where a Host header is read.
-	if hc, ok := r.Context().Value(headKey{}).(*headConn); ok {
-		if values, ok := hc.hostHeaders(); ok {
-			for _, v := range values {
-				if enc, ok := c.find(v); ok {
-					return "the Host header", enc, true
-				}
-			}
+	for _, v := range head.hosts {
+		if enc, ok := c.findHost(v); ok {
+			return "the Host header", enc, true
 		}
 	}
 	for k, vs := range r.Header {
-		if enc, ok := c.find(k); ok {
+		if enc, ok := c.findName(k); ok {
 			return "a header name", enc, true
 		}
 		for _, v := range vs {
@@ -435,25 +505,17 @@ func canaryInRequest(c *canary, r *http.Request) (where, enc string, found bool)
 			}
 		}
 	}
+	if enc, ok := c.find(head.raw); ok {
+		return "the request head", enc, true
+	}
 	return "", "", false
 }
 
 // checkHostHeader refuses a Host header that names another host than the
 // URL: net/http would ignore it, but a confused upstream or front might
 // route by it. HTTP/1.0 may omit it.
-func checkHostHeader(r *http.Request, host string, port int) string {
-	hc, ok := r.Context().Value(headKey{}).(*headConn)
-	if !ok {
-		return "cannot read the request head"
-	}
-	values, ok := hc.hostHeaders()
-	if !ok {
-		return "cannot read the request head"
-	}
-	// The kept head must be this request's (a pipelined one is not kept).
-	if method, target, _ := strings.Cut(hc.requestLine(), " "); method != r.Method || !strings.HasPrefix(target, r.RequestURI+" ") {
-		return "cannot read the request head (pipelined requests are not supported)"
-	}
+func checkHostHeader(r *http.Request, head requestHead, host string, port int) string {
+	values := head.hosts
 	if len(values) == 0 && !r.ProtoAtLeast(1, 1) {
 		return ""
 	}
@@ -548,7 +610,11 @@ func (p *proxy) refuseCanary(w http.ResponseWriter, ev audit.Event, start time.T
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Connection", "close")
 	w.WriteHeader(http.StatusForbidden)
-	fmt.Fprintf(w, "claude-bottle egress: refused %s: a credential value appeared in %s (secret canary).\nCredentials are added by the cred-proxy; never send them yourself. Do not retry.\n", ev.Method, where)
+	what := ev.Method
+	if what == "" {
+		what = "this request"
+	}
+	fmt.Fprintf(w, "claude-bottle egress: refused %s: a credential value appeared in %s (secret canary).\nCredentials are added by the cred-proxy; never send them yourself. Do not retry.\n", what, where)
 	p.record(ev, start)
 }
 
