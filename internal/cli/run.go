@@ -210,6 +210,13 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	for _, n := range p.Notes {
 		fmt.Fprintf(g.stderr, "claude-bottle: %s\n", n)
 	}
+	if p.Spec.Work.Mode == "branch" {
+		// Name the branch now, so that what run promises is what it does
+		// (unless another run takes the name meanwhile: then a suffix).
+		if b, err := workback.FreeBranch(ctx, p.Spec.Work.Repo, p.Spec.Work.Branch); err == nil {
+			p.Spec.Work.Branch = b
+		}
+	}
 	switch {
 	case p.Spec.Work.Mode == "branch":
 		fmt.Fprintf(g.stderr, "claude-bottle: when the bottle ends, the agent's commits and uncommitted changes come back to %s as branch %s\n", p.Spec.Work.Repo, p.Spec.Work.Branch)

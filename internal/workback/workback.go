@@ -49,22 +49,9 @@ type Result struct {
 // working tree are not touched; objects are checked (fsck) as they come
 // in. base, when not "", is the commit the agent started from.
 func Import(ctx context.Context, repo, bundle, want, base string) (Result, error) {
-	if err := checkRefFormat(ctx, repo, "refs/heads/"+want); err != nil {
+	branch, err := FreeBranch(ctx, repo, want)
+	if err != nil {
 		return Result{}, err
-	}
-	branch := ""
-	for n := 1; n <= 100; n++ {
-		name := want
-		if n > 1 {
-			name = fmt.Sprintf("%s-%d", want, n)
-		}
-		if _, err := git(ctx, repo, "rev-parse", "--verify", "--quiet", "refs/heads/"+name); err != nil {
-			branch = name
-			break
-		}
-	}
-	if branch == "" {
-		return Result{}, fmt.Errorf("branches %s to %s-100 all exist in %s; delete some", want, want, repo)
 	}
 	if _, err := git(ctx, repo,
 		"-c", "fetch.fsckObjects=true", "-c", "transfer.fsckObjects=true",
@@ -81,6 +68,24 @@ func Import(ctx context.Context, repo, bundle, want, base string) (Result, error
 		r.Commits, _ = strconv.Atoi(strings.TrimSpace(out))
 	}
 	return r, nil
+}
+
+// FreeBranch returns want, or want-2, want-3, ... : the first name no
+// branch of repo has.
+func FreeBranch(ctx context.Context, repo, want string) (string, error) {
+	if err := checkRefFormat(ctx, repo, "refs/heads/"+want); err != nil {
+		return "", err
+	}
+	for n := 1; n <= 100; n++ {
+		name := want
+		if n > 1 {
+			name = fmt.Sprintf("%s-%d", want, n)
+		}
+		if _, err := git(ctx, repo, "rev-parse", "--verify", "--quiet", "refs/heads/"+name); err != nil {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("branches %s to %s-100 all exist in %s; delete some", want, want, repo)
 }
 
 // Head returns the commit checked out in repo, "" when it has none yet.
