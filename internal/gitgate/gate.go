@@ -100,7 +100,7 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 type gate struct {
 	log     *slog.Logger
 	audit   *audit.Log
-	logFile *os.File
+	logFile io.Closer
 	opts    Options
 	self    string
 	keyDir  string // private 0700 copies of keys, and known_hosts when unpinned
@@ -236,6 +236,7 @@ func (g *gate) apply(ctx context.Context, b []byte) error {
 	if err != nil {
 		return err
 	}
+	g.audit.SetSecrets(heldSecrets(g.opts.ConfigDir, cfg))
 	knownHosts := filepath.Join(g.keyDir, "known_hosts")
 	pinned := cfg.KnownHosts != ""
 	g.tofuMu.Lock()
