@@ -82,10 +82,12 @@ type Log struct {
 // Dropped is a sidecar's DroppedFile: how many events its full log did not
 // take, and when the first and the last of them came.
 type Dropped struct {
-	Sidecar string    `json:"sidecar"`
-	Events  int64     `json:"events"`
-	First   time.Time `json:"first,omitzero"`
-	Last    time.Time `json:"last,omitzero"`
+	Sidecar string `json:"sidecar"`
+	Events  int64  `json:"events"`
+	// MaxBytes is the bound the log reached.
+	MaxBytes int64     `json:"max_bytes,omitempty"`
+	First    time.Time `json:"first,omitzero"`
+	Last     time.Time `json:"last,omitzero"`
 }
 
 // DroppedFile is the name of the file beside SIDECAR.jsonl that counts the
@@ -215,6 +217,7 @@ func (l *Log) drop(at time.Time) error {
 	}
 	l.dropped.Events++
 	l.dropped.Last = at
+	l.dropped.MaxBytes = l.max
 	if l.dropped.Events == 1 {
 		b, err := line(Event{Time: at, Instance: l.instance, Sidecar: l.sidecar, Kind: "log-full", Verdict: "error",
 			Reason: fmt.Sprintf("the log reached its bound of %d bytes; later events are only counted", l.max),

@@ -91,24 +91,23 @@ func Lines(s string) string {
 	return strings.Join(parts, "\n")
 }
 
-// JSON returns one line of JSON with every Hidden character, raw control
-// byte and invalid byte replaced by a \u escape. JSON allows such escapes
-// anywhere a character may appear in a string, and outside strings no
-// such character is valid, so a valid line stays valid and decodes to the
-// same value (an invalid byte to U+FFFD, as encoding/json does). A final
-// "\n" is kept.
-func JSON(line []byte) []byte {
-	body, nl := line, false
-	if n := len(body); n > 0 && body[n-1] == '\n' {
-		body, nl = body[:n-1], true
+// JSON returns JSON text with every Hidden character, raw control byte
+// and invalid byte replaced by a \u escape, except newlines and tabs (JSON
+// whitespace between tokens, which an encoder never leaves raw inside a
+// string). JSON allows such escapes anywhere a character may appear in a
+// string, and outside strings no other such character is valid, so valid
+// JSON stays valid and decodes to the same value (an invalid byte to
+// U+FFFD, as encoding/json does).
+func JSON(text []byte) []byte {
+	if !HasHidden(strings.NewReplacer("\n", "", "\t", "").Replace(string(text))) {
+		return text
 	}
-	if !HasHidden(string(body)) {
-		return line
-	}
-	out := make([]byte, 0, len(line)+16)
-	for i := 0; i < len(body); {
-		r, n := utf8.DecodeRune(body[i:])
+	out := make([]byte, 0, len(text)+16)
+	for i := 0; i < len(text); {
+		r, n := utf8.DecodeRune(text[i:])
 		switch {
+		case r == '\n' || r == '\t':
+			out = append(out, byte(r))
 		case r == utf8.RuneError && n == 1:
 			out = append(out, `\ufffd`...)
 		case Hidden(r) && r > 0xFFFF:
@@ -117,12 +116,9 @@ func JSON(line []byte) []byte {
 		case Hidden(r):
 			out = fmt.Appendf(out, `\u%04x`, r)
 		default:
-			out = append(out, body[i:i+n]...)
+			out = append(out, text[i:i+n]...)
 		}
 		i += n
-	}
-	if nl {
-		out = append(out, '\n')
 	}
 	return out
 }
