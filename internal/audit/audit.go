@@ -76,7 +76,9 @@ type Log struct {
 	dropped   Dropped
 	dropPath  string
 	dropSaved time.Time
-	file      *os.File
+	// flushPending: a timer will save the count.
+	flushPending bool
+	file         *os.File
 }
 
 // Dropped is a sidecar's DroppedFile: how many events its full log did not
@@ -210,7 +212,7 @@ func line(e Event) ([]byte, error) {
 
 // drop counts an event the full log cannot take. The first one writes a
 // last line saying so (allowed past the bound: it is one line, once per
-// file), and the count is saved at once and then at most once a second.
+// file).
 func (l *Log) drop(at time.Time) error {
 	if l.dropped.Events == 0 || l.dropped.First.IsZero() {
 		l.dropped.First = at
@@ -227,12 +229,27 @@ func (l *Log) drop(at time.Time) error {
 			l.size += int64(n)
 		}
 	}
-	if l.dropped.Events == 1 || at.Sub(l.dropSaved) >= time.Second {
+	// A bottle's teardown kills its sidecars: the count must be on disk
+	// promptly, not at Close. It is saved at once when the last save is
+	// older than dropFlush, else by a timer that fires dropFlush later.
+	if now := time.Now(); now.Sub(l.dropSaved) >= dropFlush {
 		l.saveDropped()
-		l.dropSaved = at
+		l.dropSaved = now
+	} else if !l.flushPending {
+		l.flushPending = true
+		time.AfterFunc(dropFlush, func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.flushPending = false
+			l.saveDropped()
+			l.dropSaved = time.Now()
+		})
 	}
 	return nil
 }
+
+// dropFlush is how long a dropped event may go uncounted on disk.
+const dropFlush = 100 * time.Millisecond
 
 // saveDropped writes the count by rename, so a reader never sees half of it.
 func (l *Log) saveDropped() {
