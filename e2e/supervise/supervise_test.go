@@ -319,7 +319,7 @@ bottles:
 		"BADHOST":      "is not a lowercase DNS name",
 		"IPHOST":       "is an IP address",
 		"LONGREASON":   "at most 1000",
-		"ESCREASON":    "contains control character",
+		"ESCREASON":    "a control character",
 		"BADROUTE":     "is not https",
 		"NODOCKERFROM": "no FROM instruction",
 	} {
