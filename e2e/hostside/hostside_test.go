@@ -119,16 +119,10 @@ func TestAgentHasNoIPv6(t *testing.T) {
 	for _, rt := range []string{"runc", "auto"} {
 		t.Run(rt, func(t *testing.T) {
 			e := e2etest.NewEnv(t, strings.Replace(runcBottle, "runc", rt, 1))
-			inst := e2etest.Unique("cbt-v6")
-			e.Vars["CLAUDE_BOTTLE_CONTAINER"] = inst
-			r := e.Run(ctx, "run", "agent", "--", "python3", "-c", ipv6Probe)
-			if r.Code != 0 {
-				t.Fatalf("run: %s", r)
-			}
+			r := runAgent(t, ctx, c, e, e2etest.Unique("cbt-v6"), "", "python3", "-c", ipv6Probe)
 			if n, loop, link := probeResult(t, r.Stdout); n != 0 || loop != "fail" || link != "fail" {
 				t.Errorf("the agent has IPv6 under runtime %s: addrs=%d loop=%s link=%s", rt, n, loop, link)
 			}
-			e2etest.AssertGone(t, c, e.State, inst)
 		})
 	}
 }
@@ -161,7 +155,6 @@ func TestLogsHoldNoCredentialAndShowControlsEscaped(t *testing.T) {
 	e2etest.Images(t)
 	e := e2etest.NewEnv(t, manifestViews)
 	inst := e2etest.Unique("cbt-views")
-	e.Vars["CLAUDE_BOTTLE_CONTAINER"] = inst
 	token := "sk-canary-" + strings.TrimPrefix(e2etest.Unique("x"), "x-") + "c0ffee42"
 	e.Vars["E2E_TOKEN"] = token
 	// net/http refuses a method with base64's "/" or "=": hex passes.
@@ -194,11 +187,7 @@ echo views-done
 `
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	r := e.Run(ctx, "run", "agent", "--", "sh", "-c", "exec 2>&1\n"+script)
-	if r.Code != 0 || !strings.Contains(r.Stdout, "views-done") {
-		t.Fatalf("agent script: %s", r)
-	}
-	e2etest.AssertGone(t, c, e.State, inst)
+	r := runAgent(t, ctx, c, e, inst, "views-done", "sh", "-c", "exec 2>&1\n"+script)
 
 	t.Logf("agent output:\n%s", r.Stdout)
 	dir := stage.LogDir(e.State, inst)
@@ -257,6 +246,20 @@ echo views-done
 	}
 }
 
+// runAgent runs the bottle as instance inst with the agent command cmd,
+// checks it ended well (its output holding done, if given) and left
+// nothing behind, and returns what it printed.
+func runAgent(t *testing.T, ctx context.Context, c *docker.Client, e *e2etest.Env, inst, done string, cmd ...string) e2etest.Result {
+	t.Helper()
+	e.Vars["CLAUDE_BOTTLE_CONTAINER"] = inst
+	r := e.Run(ctx, append([]string{"run", "agent", "--"}, cmd...)...)
+	if r.Code != 0 || !strings.Contains(r.Stdout, done) {
+		t.Fatalf("run: %s", r)
+	}
+	e2etest.AssertGone(t, c, e.State, inst)
+	return r
+}
+
 // tmuxCapture runs the binary with args in a detached tmux session the
 // size of a wide terminal and returns the screen once the command is done.
 func tmuxCapture(t *testing.T, e *e2etest.Env, args ...string) string {
@@ -292,7 +295,6 @@ func TestDNSFloodIsBounded(t *testing.T) {
 	e2etest.Images(t)
 	e := e2etest.NewEnv(t, runcBottle)
 	inst := e2etest.Unique("cbt-flood")
-	e.Vars["CLAUDE_BOTTLE_CONTAINER"] = inst
 	dir := stage.LogDir(e.State, inst)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -307,11 +309,7 @@ func TestDNSFloodIsBounded(t *testing.T) {
 	script := fmt.Sprintf(`for i in $(seq %d); do getent hosts q$i.flood.test >/dev/null; done; echo flood-done`, queries)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	r := e.Run(ctx, "run", "agent", "--", "sh", "-c", script)
-	if r.Code != 0 || !strings.Contains(r.Stdout, "flood-done") {
-		t.Fatalf("agent script: %s", r)
-	}
-	e2etest.AssertGone(t, c, e.State, inst)
+	runAgent(t, ctx, c, e, inst, "flood-done", "sh", "-c", script)
 
 	info, err := os.Stat(path)
 	if err != nil {

@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -56,22 +55,7 @@ bottles:
 	}, "\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := e.Command(ctx, "run", "probe", "--", "sh", "-c", script)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("run stderr:\n%s", stderr.String())
-		}
-	}()
-	out := &agentOutput{t: t, ch: lines(stdout), got: map[string]string{}}
+	stdin, out, _ := startAgent(t, ctx, e, "run", "probe", "--", "sh", "-c", script)
 
 	for key, want := range map[string]string{
 		"ZWSP": "U+200B", "WJ": "U+2060", "BOM": "U+FEFF", "NBSP": "U+00A0", "TAGS": "U+E0041", "DFZWSP": "U+200B",
