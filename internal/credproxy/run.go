@@ -63,6 +63,7 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 	defer f.Close()
 	// The log redacts the tokens this proxy holds, in every field.
 	alog.SetSecrets(tokens(routes))
+	log = slog.New(alog.Handler(log.Handler()))
 	h, err := NewHandler(log, alog, routes, opts.Transport)
 	if err != nil {
 		return fmt.Errorf("load cred-proxy config: %w", err)

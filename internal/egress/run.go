@@ -77,6 +77,7 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 	// The log redacts what the canary refuses, in every field of every
 	// line (the proxy's and the DNS stub's alike).
 	alog.SetSecrets(secretValues(opts.ConfigDir))
+	log = slog.New(alog.Handler(log.Handler()))
 	p := newProxy(log, alog, opts.Resolver, opts.Dial, cfg)
 
 	ctx, cancel := context.WithCancel(ctx)

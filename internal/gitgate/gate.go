@@ -161,6 +161,8 @@ func newGate(ctx context.Context, log *slog.Logger, opts Options) (*gate, error)
 			return nil, fmt.Errorf("open audit log: %w", err)
 		}
 	}
+	// Its own log redacts what the decision log does (set by apply).
+	g.log = slog.New(g.audit.Handler(log.Handler()))
 	if g.keyDir, err = os.MkdirTemp("", "git-gate-keys-"); err != nil {
 		return nil, fmt.Errorf("make key directory: %w", err)
 	}

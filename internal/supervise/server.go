@@ -61,6 +61,7 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 		defer f.Close()
 		al = l
 	}
+	log = slog.New(al.Handler(log.Handler()))
 	q := &Queue{
 		RequestsDir:      opts.RequestsDir,
 		DecisionsDir:     opts.DecisionsDir,
