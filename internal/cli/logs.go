@@ -28,7 +28,11 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Short: "Show a bottle's decision log (JSONL from every sidecar); -f follows",
 		Long: `Show the decision log of a bottle: one JSON line per decision from each sidecar
 (egress, cred-proxy, git-gate, supervise) and from the host (supervise decisions). The
-log outlives the bottle. Without INSTANCE, the most recently written log is shown.`,
+log outlives the bottle. Without INSTANCE, the most recently written log is shown.
+
+Every character that could act on the terminal or hide from the reader (controls, bidi
+and other invisible characters) is shown as a \u escape. Each sidecar's log is bounded;
+when one dropped events past its bound, a line of kind "dropped" says how many.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			state, err := stage.StateDir(g.getenv)
