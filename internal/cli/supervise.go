@@ -412,8 +412,26 @@ func printShow(w io.Writer, p supervise.Pending, diff, note string, now time.Tim
 		fmt.Fprintf(w, "  %s\n", safetext.Text(l))
 	}
 	if r.Dockerfile != nil {
+		if n := nonASCIILines(r.Dockerfile.Content); n != "" {
+			fmt.Fprintf(w, "note:     non-ASCII letters on line %s: a look-alike (Cyrillic \"\u0430\" for \"a\") can pass for ASCII in a URL or a package name\n", n)
+		}
 		fmt.Fprintf(w, "%s\n%s", safetext.Text(note), safetext.Lines(diff))
 	}
+}
+
+// nonASCIILines lists the lines of s (1-based, "3, 7") that hold a
+// character outside ASCII; "" when there is none.
+func nonASCIILines(s string) string {
+	var out []string
+	for i, l := range strings.Split(s, "\n") {
+		for _, r := range l {
+			if r >= 0x80 {
+				out = append(out, strconv.Itoa(i+1))
+				break
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // idnNote says, for a request naming an internationalized host (an

