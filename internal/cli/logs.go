@@ -168,7 +168,8 @@ func showMerged(w io.Writer, dir string, offsets map[string]int64) error {
 // (audit.DroppedFile), one line in the log's own format saying how many,
 // and again whenever the count grows; seen holds the counts shown.
 func showDropped(w io.Writer, dir string, seen map[string]int64) error {
-	files, _ := filepath.Glob(filepath.Join(dir, "*.dropped.json"))
+	suffix := audit.DroppedFile("")
+	files, _ := filepath.Glob(filepath.Join(dir, "*"+suffix))
 	sort.Strings(files)
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -180,7 +181,7 @@ func showDropped(w io.Writer, dir string, seen map[string]int64) error {
 			continue
 		}
 		seen[f] = d.Events
-		name := strings.TrimSuffix(filepath.Base(f), ".dropped.json")
+		name := strings.TrimSuffix(filepath.Base(f), suffix)
 		detail := fmt.Sprintf("%d events were dropped: the %s log reached its bound", d.Events, name)
 		if d.MaxBytes > 0 {
 			detail += fmt.Sprintf(" of %d bytes", d.MaxBytes)
