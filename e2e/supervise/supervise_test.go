@@ -69,6 +69,44 @@ func agentImage(t *testing.T, c *docker.Client) string {
 	return e2etest.DockerfileImage(t, c, "claude-bottle-fixture-supervise-agent:test", df, map[string][]byte{"app": app})
 }
 
+// startAgent starts the binary with args (a `run` whose agent talks on
+// stdio) and returns the agent's stdin and output, and wait, which returns
+// how the command ended. At cleanup stdin is closed and a run still going
+// is interrupted, so it removes the bottle (killed, it would leave it
+// behind).
+func startAgent(t *testing.T, ctx context.Context, e *e2etest.Env, args ...string) (stdin io.WriteCloser, out *agentOutput, wait func() error) {
+	t.Helper()
+	cmd := e.Command(ctx, args...)
+	stdin, _ = cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var err error
+	go func() { err = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		stdin.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+				cmd.Process.Kill()
+				<-done
+			}
+		}
+		if t.Failed() {
+			t.Logf("run stderr:\n%s", stderr.String())
+		}
+	})
+	return stdin, &agentOutput{t: t, ch: lines(stdout), got: map[string]string{}}, func() error { <-done; return err }
+}
+
 // lines delivers r's lines on a channel, logging each.
 func lines(r io.Reader) <-chan string {
 	ch := make(chan string, 100)
@@ -255,33 +293,7 @@ bottles:
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := e.Command(ctx, "run", "probe", "--", "sh", "-c", script)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		if cmd.ProcessState == nil {
-			// Interrupted, run removes the bottle; killed, it would leave it.
-			cmd.Process.Signal(os.Interrupt)
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(time.Minute):
-				cmd.Process.Kill()
-				<-done
-			}
-		}
-		if t.Failed() {
-			t.Logf("run stderr:\n%s", stderr.String())
-		}
-	}()
-	out := &agentOutput{t: t, ch: lines(stdout), got: map[string]string{}}
+	stdin, out, wait := startAgent(t, ctx, e, "run", "probe", "--", "sh", "-c", script)
 
 	// The tools, each described for the model.
 	var tools struct {
@@ -319,7 +331,7 @@ bottles:
 		"BADHOST":      "is not a lowercase DNS name",
 		"IPHOST":       "is an IP address",
 		"LONGREASON":   "at most 1000",
-		"ESCREASON":    "contains control character",
+		"ESCREASON":    "a control character",
 		"BADROUTE":     "is not https",
 		"NODOCKERFROM": "no FROM instruction",
 	} {
@@ -420,7 +432,7 @@ bottles:
 	}
 	for range out.ch {
 	}
-	if err := cmd.Wait(); err != nil {
+	if err := wait(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 

@@ -11,10 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/claude-bottle/claude-bottle/internal/audit"
+	"github.com/claude-bottle/claude-bottle/internal/safetext"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
@@ -25,7 +28,11 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Short: "Show a bottle's decision log (JSONL from every sidecar); -f follows",
 		Long: `Show the decision log of a bottle: one JSON line per decision from each sidecar
 (egress, cred-proxy, git-gate, supervise) and from the host (supervise decisions). The
-log outlives the bottle. Without INSTANCE, the most recently written log is shown.`,
+log outlives the bottle. Without INSTANCE, the most recently written log is shown.
+
+Every character that could act on the terminal or hide from the reader (controls, bidi
+and other invisible characters) is shown as a \u escape. Each sidecar's log is bounded;
+when one dropped events past its bound, a line of kind "dropped" says how many.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			state, err := stage.StateDir(g.getenv)
@@ -68,12 +75,13 @@ func newestLog(state string) (string, error) {
 // what is appended (each file tailed by offset, polled).
 func showLogs(ctx context.Context, w io.Writer, dir string, follow bool) error {
 	offsets := map[string]int64{}
+	dropped := map[string]int64{}
 	// What is there already is shown as one story, merged by time.
 	if err := showMerged(w, dir, offsets); err != nil {
 		return err
 	}
-	if !follow {
-		return nil
+	if err := showDropped(w, dir, dropped); err != nil || !follow {
+		return err
 	}
 	for {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
@@ -85,8 +93,8 @@ func showLogs(ctx context.Context, w io.Writer, dir string, follow bool) error {
 			}
 			offsets[f] = n
 		}
-		if !follow {
-			return nil
+		if err := showDropped(w, dir, dropped); err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -111,7 +119,9 @@ func copyFrom(w io.Writer, path string, off int64) (int64, error) {
 		if err != nil { // a partial last line is printed once it is whole
 			return off, nil
 		}
-		if _, werr := w.Write(line); werr != nil {
+		// The agent chose much of what is in a line: nothing in it may act
+		// on the terminal or hide from the reader, whoever wrote the file.
+		if _, werr := w.Write(safetext.JSON(line)); werr != nil {
 			return off, werr
 		}
 		off += int64(len(line))
@@ -147,7 +157,44 @@ func showMerged(w io.Writer, dir string, offsets map[string]int64) error {
 	}
 	sort.SliceStable(lines, func(i, j int) bool { return lines[i].t.Before(lines[j].t) })
 	for _, l := range lines {
-		if _, err := w.Write(l.text); err != nil {
+		if _, err := w.Write(safetext.JSON(l.text)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// showDropped prints, for each sidecar whose bounded log dropped events
+// (audit.DroppedFile), one line in the log's own format saying how many,
+// and again whenever the count grows; seen holds the counts shown.
+func showDropped(w io.Writer, dir string, seen map[string]int64) error {
+	suffix := audit.DroppedFile("")
+	files, _ := filepath.Glob(filepath.Join(dir, "*"+suffix))
+	sort.Strings(files)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var d audit.Dropped
+		if json.Unmarshal(b, &d) != nil || d.Events <= seen[f] {
+			continue
+		}
+		seen[f] = d.Events
+		name := strings.TrimSuffix(filepath.Base(f), suffix)
+		detail := fmt.Sprintf("%d events were dropped: the %s log reached its bound", d.Events, name)
+		if d.MaxBytes > 0 {
+			detail += fmt.Sprintf(" of %d bytes", d.MaxBytes)
+		}
+		if !d.First.IsZero() {
+			detail += ", the first at " + d.First.Format(time.RFC3339)
+		}
+		ev := audit.Event{Time: d.Last, Sidecar: name, Kind: "dropped", Verdict: "error", Detail: detail}
+		line, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(safetext.JSON(append(line, '\n'))); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/internal/docker"
 	"github.com/claude-bottle/claude-bottle/internal/launch"
+	"github.com/claude-bottle/claude-bottle/internal/safetext"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
@@ -43,8 +44,10 @@ func newPsCmd(g *globals) *cobra.Command {
 				if rt == "" {
 					rt = "-"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Instance, r.Agent, strings.Join(r.Sidecars, ","),
-					time.Since(r.Created).Round(time.Second), rt, st)
+				// Names come from labels on the engine: shown escaped, as
+				// everything not typed by the person is.
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", safetext.Text(r.Instance), safetext.Text(r.Agent),
+					safetext.Text(strings.Join(r.Sidecars, ",")), time.Since(r.Created).Round(time.Second), safetext.Text(rt), st)
 			}
 			return w.Flush()
 		},
@@ -82,7 +85,7 @@ owner process is gone, and their stage directories. Running bottles are not touc
 				if dry {
 					verb = "would remove"
 				}
-				fmt.Fprintf(g.stdout, "%s %s %s (instance %s)\n", verb, o.Kind, o.Name, o.Instance)
+				fmt.Fprintf(g.stdout, "%s %s %s (instance %s)\n", verb, o.Kind, safetext.Text(o.Name), safetext.Text(o.Instance))
 			}
 			// Stage directories with no resource left belong to nobody either.
 			live, err := launch.List(ctx, c)
@@ -103,7 +106,7 @@ owner process is gone, and their stage directories. Running bottles are not touc
 					if dry {
 						verb = "would remove"
 					}
-					fmt.Fprintf(g.stdout, "%s stage directory of %s\n", verb, n)
+					fmt.Fprintf(g.stdout, "%s stage directory of %s\n", verb, safetext.Text(n))
 				}
 			}
 			if len(instances) == 0 {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
+
+	"github.com/claude-bottle/claude-bottle/internal/safetext"
 )
 
 // Version is set at build time with -ldflags "-X .../internal/cli.Version=…".
@@ -80,11 +82,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintf(stderr, "claude-bottle: %v\n", ee.err)
+			fmt.Fprintf(stderr, "claude-bottle: %s\n", safetext.Lines(ee.err.Error()))
 		}
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "claude-bottle: %v\n", err)
+	// An error may quote what the agent wrote (a request, a log line).
+	fmt.Fprintf(stderr, "claude-bottle: %s\n", safetext.Lines(err.Error()))
 	return 1
 }
 

@@ -7,15 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/net/idna"
 
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
+	"github.com/claude-bottle/claude-bottle/internal/safetext"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 	"github.com/claude-bottle/claude-bottle/internal/supervise"
 )
@@ -210,7 +214,7 @@ func decide(ctx context.Context, g *globals, state string, p supervise.Pending, 
 	if err := supervise.Decide(ctx, state, p.Instance, p.Request.ID, verdict, message, apply, opts); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "%s %s (%s): %s %s\n", verdict, p.Request.ID, p.Instance, p.Request.Kind, p.Request.What())
+	fmt.Fprintf(g.stdout, "%s %s (%s): %s %s\n", verdict, p.Request.ID, p.Instance, p.Request.Kind, safetext.Text(p.Request.What()))
 	return nil
 }
 
@@ -310,18 +314,18 @@ func superviseWatch(ctx context.Context, g *globals, state string, apply supervi
 				}
 				cred, err := parseTokenSource(src)
 				if err != nil {
-					fmt.Fprintf(g.stdout, "%v\n", err)
+					fmt.Fprintf(g.stdout, "%s\n", safetext.Lines(err.Error()))
 					continue
 				}
 				opts.Credential = cred
 			}
 			if err := decide(ctx, g, state, p, supervise.Approved, msg, apply, opts); err != nil {
-				fmt.Fprintf(g.stdout, "could not approve: %v\n", err)
+				fmt.Fprintf(g.stdout, "could not approve: %s\n", safetext.Lines(err.Error()))
 				passed[p.Request.ID] = true
 			}
 		case "d", "deny":
 			if err := decide(ctx, g, state, p, supervise.Denied, msg, apply, supervise.ApplyOptions{}); err != nil {
-				fmt.Fprintf(g.stdout, "could not deny: %v\n", err)
+				fmt.Fprintf(g.stdout, "could not deny: %s\n", safetext.Lines(err.Error()))
 				passed[p.Request.ID] = true
 			}
 		case "s", "skip":
@@ -329,7 +333,7 @@ func superviseWatch(ctx context.Context, g *globals, state string, apply supervi
 		case "q", "quit":
 			return nil
 		default:
-			fmt.Fprintf(g.stdout, "unknown answer %q: a, d, s or q\n", line)
+			fmt.Fprintf(g.stdout, "unknown answer %s: a, d, s or q\n", safetext.Text(strconv.Quote(line)))
 		}
 	}
 }
@@ -376,18 +380,24 @@ func printList(w io.Writer, ps []supervise.Pending, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tINSTANCE\tKIND\tWHAT\tREASON\tAGE\tSTATUS")
 	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Request.ID, p.Instance, p.Request.Kind,
-			p.Request.What(), oneLine(p.Request.Reason, 60), age(now.Sub(p.Request.Created)), status(p))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safetext.Text(p.Request.ID), safetext.Text(p.Instance), safetext.Text(p.Request.Kind),
+			safetext.Text(p.Request.What()), oneLine(safetext.Lines(p.Request.Reason), 60), age(now.Sub(p.Request.Created)), status(p))
 	}
 	tw.Flush()
 }
 
 func printShow(w io.Writer, p supervise.Pending, diff, note string, now time.Time) {
 	r := p.Request
+	// Everything the agent wrote is shown escaped (safetext): what the
+	// person reads is what is applied, whatever the request file holds.
 	fmt.Fprintf(w, "id:       %s\ninstance: %s\nkind:     %s\nasks:     %s\ncreated:  %s (%s ago)\nstatus:   %s\n",
-		r.ID, p.Instance, r.Kind, r.What(), r.Created.Local().Format(time.RFC3339), age(now.Sub(r.Created)), status(p))
+		safetext.Text(r.ID), safetext.Text(p.Instance), safetext.Text(r.Kind), safetext.Text(r.What()),
+		r.Created.Local().Format(time.RFC3339), age(now.Sub(r.Created)), status(p))
+	if note := idnNote(r); note != "" {
+		fmt.Fprintf(w, "note:     %s\n", note)
+	}
 	if p.Decision != nil && p.Decision.Message != "" {
-		fmt.Fprintf(w, "message:  %s\n", p.Decision.Message)
+		fmt.Fprintf(w, "message:  %s\n", safetext.Lines(p.Decision.Message))
 	}
 	switch r.Kind {
 	case supervise.KindEgress:
@@ -399,11 +409,53 @@ func printShow(w io.Writer, p supervise.Pending, diff, note string, now time.Tim
 	}
 	fmt.Fprintln(w, "reason:")
 	for _, l := range strings.Split(r.Reason, "\n") {
-		fmt.Fprintf(w, "  %s\n", l)
+		fmt.Fprintf(w, "  %s\n", safetext.Text(l))
 	}
 	if r.Dockerfile != nil {
-		fmt.Fprintf(w, "%s\n%s", note, diff)
+		if n := nonASCIILines(r.Dockerfile.Content); n != "" {
+			fmt.Fprintf(w, "note:     non-ASCII letters on line %s: a look-alike (Cyrillic \"\u0430\" for \"a\") can pass for ASCII in a URL or a package name\n", n)
+		}
+		fmt.Fprintf(w, "%s\n%s", safetext.Text(note), safetext.Lines(diff))
 	}
+}
+
+// nonASCIILines lists the lines of s (1-based, "3, 7") that hold a
+// character outside ASCII; "" when there is none.
+func nonASCIILines(s string) string {
+	var out []string
+	for i, l := range strings.Split(s, "\n") {
+		for _, r := range l {
+			if r >= 0x80 {
+				out = append(out, strconv.Itoa(i+1))
+				break
+			}
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// idnNote says, for a request naming an internationalized host (an
+// A-label, xn--...), what it displays as elsewhere: approving allows
+// exactly the A-label shown, which a homoglyph of a familiar name is not.
+func idnNote(r supervise.Request) string {
+	var host string
+	switch {
+	case r.Egress != nil:
+		host = r.Egress.Host
+	case r.Route != nil:
+		if u, err := url.Parse(r.Route.Upstream); err == nil {
+			host = u.Hostname()
+		}
+	}
+	if !strings.Contains(host, "xn--") {
+		return ""
+	}
+	u, err := idna.Lookup.ToUnicode(strings.TrimPrefix(host, "*."))
+	if err != nil {
+		return "an internationalized name that does not decode (" + safetext.Text(err.Error()) + "): approving allows exactly the name above"
+	}
+	// Its non-ASCII letters as code points: a homoglyph is plain to see.
+	return fmt.Sprintf("an internationalized name, shown elsewhere as %s: approving allows exactly the A-label above", strconv.QuoteToASCII(u))
 }
 
 func oneLine(s string, n int) string {
@@ -426,8 +478,12 @@ func age(d time.Duration) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
+// writeJSON writes v indented, every hidden character escaped.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(safetext.JSON(append(b, '\n')))
+	return err
 }

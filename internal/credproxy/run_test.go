@@ -76,6 +76,13 @@ func TestRunServesAndReloads(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	// The agent sends the credential where the proxy logs it verbatim (the
+	// method, the path): the log line redacts it, reloaded token and all.
+	req, _ := http.NewRequest("token-two-2222", base+"/anthropic/token-two-2222/"+"dG9rZW4tdHdvLTIyMjI=", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+
 	// An invalid change (empty token) is logged and the old config stays.
 	if err := stage.WriteFile(filepath.Join(dir, "tokens", "anthropic"), []byte("\n"), 0o400); err != nil {
 		t.Fatal(err)
@@ -98,8 +105,11 @@ func TestRunServesAndReloads(t *testing.T) {
 	if r := up2.requests(); len(r) != before+1 || r[before].Header.Get("X-Api-Key") != "token-two-2222" {
 		t.Fatalf("old config not kept: %+v", r)
 	}
-	for _, tk := range []string{"token-one-1111", "token-two-2222"} {
+	for _, tk := range []string{"token-one-1111", "token-two-2222", "dG9rZW4tdHdvLTIyMjI"} {
 		assertNoToken(t, "audit log", readLog(), tk)
+	}
+	if !strings.Contains(readLog(), `"method":"`+audit.Redacted+`"`) {
+		t.Errorf("no line for the request with the credential as its method:\n%s", readLog())
 	}
 }
 

@@ -74,6 +74,10 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 		return fmt.Errorf("open audit log: %w", err)
 	}
 	defer f.Close()
+	// The log redacts what the canary refuses, in every field of every
+	// line (the proxy's and the DNS stub's alike).
+	alog.SetSecrets(secretValues(opts.ConfigDir))
+	log = slog.New(alog.Handler(log.Handler()))
 	p := newProxy(log, alog, opts.Resolver, opts.Dial, cfg)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -193,6 +197,20 @@ func loadConfig(dir string) (cfg *config, key [32]byte, err error) {
 	return newConfig(p, s), key, nil
 }
 
+// secretValues reads the credential values of secrets.json for the log's
+// redactor; loadConfig has validated the file (a missing one is none).
+func secretValues(dir string) []string {
+	b, err := os.ReadFile(filepath.Join(dir, secretsFile))
+	if err != nil {
+		return nil
+	}
+	s, err := ParseSecrets(b)
+	if err != nil {
+		return nil
+	}
+	return s.Values
+}
+
 // watch follows the config files (stage.Poll) and swaps in a changed,
 // valid config; an invalid one keeps the previous policy.
 func (p *proxy) watch(ctx context.Context, dir string, every time.Duration, last [32]byte) {
@@ -203,6 +221,7 @@ func (p *proxy) watch(ctx context.Context, dir string, every time.Duration, last
 			ev.Verdict, ev.Reason = "error", "kept the previous policy: "+err.Error()
 			p.log.Error("egress reload failed; keeping the previous policy", "err", err)
 		} else {
+			p.audit.SetSecrets(secretValues(dir))
 			p.cfg.Store(cfg)
 			// Kept upstream connections were checked under the old policy.
 			p.transport.CloseIdleConnections()

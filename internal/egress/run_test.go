@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -40,8 +41,8 @@ func writeJSON(t *testing.T, path string, v any) {
 }
 
 // startRun runs Run on loopback ports with the given policy and waits until
-// it serves.
-func startRun(t *testing.T, pol *Policy, secrets *Secrets) *running {
+// it serves; its diagnostic log goes to t.Log, or to logger if one is given.
+func startRun(t *testing.T, pol *Policy, secrets *Secrets, logger ...*slog.Logger) *running {
 	t.Helper()
 	r := &running{cfgDir: t.TempDir(), res: newFakeResolver(testAnswers()), dial: &fakeDialer{}}
 	logDir := t.TempDir()
@@ -62,7 +63,11 @@ func startRun(t *testing.T, pol *Policy, secrets *Secrets) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, testLogger(t), opts) }()
+	log := testLogger(t)
+	if len(logger) > 0 {
+		log = logger[0]
+	}
+	go func() { done <- Run(ctx, log, opts) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -100,7 +100,7 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 type gate struct {
 	log     *slog.Logger
 	audit   *audit.Log
-	logFile *os.File
+	logFile io.Closer
 	opts    Options
 	self    string
 	keyDir  string // private 0700 copies of keys, and known_hosts when unpinned
@@ -161,6 +161,8 @@ func newGate(ctx context.Context, log *slog.Logger, opts Options) (*gate, error)
 			return nil, fmt.Errorf("open audit log: %w", err)
 		}
 	}
+	// Its own log redacts what the decision log does (set by apply).
+	g.log = slog.New(g.audit.Handler(log.Handler()))
 	if g.keyDir, err = os.MkdirTemp("", "git-gate-keys-"); err != nil {
 		return nil, fmt.Errorf("make key directory: %w", err)
 	}
@@ -236,6 +238,7 @@ func (g *gate) apply(ctx context.Context, b []byte) error {
 	if err != nil {
 		return err
 	}
+	g.audit.SetSecrets(heldSecrets(g.opts.ConfigDir, cfg))
 	knownHosts := filepath.Join(g.keyDir, "known_hosts")
 	pinned := cfg.KnownHosts != ""
 	g.tofuMu.Lock()

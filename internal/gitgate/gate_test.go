@@ -527,12 +527,26 @@ func TestTokenUpstream(t *testing.T) {
 	if n := bad.Load(); n != 0 {
 		t.Errorf("%d upstream requests without the token header", n)
 	}
+	// The agent puts the credential where the gate and its hook log what
+	// they refuse: the method and path of a request, a pushed ref's name.
+	req, _ := http.NewRequest(token, srv.URL+"/"+token+".git/info/refs", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	if _, err := gitTry(dir, "push", "--quiet", "origin", "HEAD:refs/heads/"+token); err == nil {
+		t.Error("a push outside agent/* was accepted")
+	}
 	logs, err := os.ReadFile(filepath.Join(logDir, "git-gate.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(string(logs), token) {
-		t.Error("audit log contains the token")
+		t.Errorf("audit log contains the token:\n%s", logs)
+	}
+	for _, want := range []string{`"method":"` + audit.Redacted, `"ref":"refs/heads/` + audit.Redacted} {
+		if !strings.Contains(string(logs), want) {
+			t.Errorf("audit log lacks %s:\n%s", want, logs)
+		}
 	}
 }
 

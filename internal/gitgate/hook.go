@@ -46,6 +46,7 @@ func HookMain(ctx context.Context, stdin io.Reader, stderr io.Writer, env []stri
 	if err != nil {
 		return fail("cannot load the push policy (%v); push refused", err)
 	}
+	alog.SetSecrets(heldSecrets(cfgDir, cfg))
 	var repo *Repo
 	for i := range cfg.Repos {
 		if cfg.Repos[i].Name == name {

@@ -576,6 +576,11 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 				},
 				Health: health("/claude-bottle", SupervisePort)}
 		}
+		if role != RoleEgress {
+			// On the internal network only: nothing of theirs needs IPv6.
+			// egress keeps it, for upstreams on its outside networks.
+			c.Sysctls = noIPv6()
+		}
 		c.Name = inst + "-" + role
 		c.User = sidecarUser
 		c.ReadOnlyRootfs = true
@@ -601,6 +606,7 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 		PidsLimit:     b.Resources.PIDs,
 		DNSFromEgress: true,
 		TTY:           s.TTY,
+		Sysctls:       noIPv6(),
 	})
 	agentC.Aliases = nil
 	agentC.Labels[LabelRuntime] = runtime
@@ -609,6 +615,23 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 	}
 	d.Containers = append(d.Containers, agentC)
 	return d
+}
+
+// noIPv6 turns IPv6 off in a container's network namespace. The bottle's
+// networks are IPv4 only, yet the kernel gives every interface an IPv6
+// link-local address, and the host's end of the bridge has one too: with
+// IPv6 on, the agent could reach host services listening on [::] at
+// fe80::...%eth0, around inhibit_ipv4. The sysctls are namespaced, so
+// they change nothing outside the container. They are set under every
+// runtime: runc applies them; gVisor (runsc) ignores an OCI spec's sysctls
+// today (gVisor issue 10790), so under runsc the e2e probe
+// (e2e/hostside TestAgentHasNoIPv6) is what tells.
+func noIPv6() map[string]string {
+	return map[string]string{
+		"net.ipv6.conf.all.disable_ipv6":     "1",
+		"net.ipv6.conf.default.disable_ipv6": "1",
+		"net.ipv6.conf.lo.disable_ipv6":      "1",
+	}
 }
 
 // health is the exec readiness check: the sidecar images have no shell or

@@ -174,6 +174,36 @@ func TestDefaultPlanProperties(t *testing.T) {
 	}
 }
 
+// IPv6 is off in the agent and in every sidecar that lives on the internal
+// network only, under either runtime: the host's link-local address on
+// the bridge would otherwise be reachable around inhibit_ipv4.
+func TestIPv6Off(t *testing.T) {
+	m := loadCase(t, "git.yaml")
+	for _, rt := range []string{"runc", "runsc"} {
+		m.Bottles[m.Agents["dev"].Bottle].Runtime = rt
+		h := testHost
+		h.Runsc, h.RunscNote = true, ""
+		p, err := Build(m, Options{Agent: "dev"}, Observed{}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Docker.Containers) < 4 {
+			t.Fatalf("only %d containers", len(p.Docker.Containers))
+		}
+		for _, c := range p.Docker.Containers {
+			for _, k := range []string{"all", "default", "lo"} {
+				got := c.Sysctls["net.ipv6.conf."+k+".disable_ipv6"]
+				if c.Role != RoleEgress && got != "1" {
+					t.Errorf("%s (%s): net.ipv6.conf.%s.disable_ipv6 = %q, want 1", c.Role, rt, k, got)
+				}
+				if c.Role == RoleEgress && got != "" {
+					t.Errorf("egress turns IPv6 off; its outside networks may need it")
+				}
+			}
+		}
+	}
+}
+
 func TestGitAddsGateAndRules(t *testing.T) {
 	m := loadCase(t, "git.yaml")
 	p, err := Build(m, Options{Agent: "dev"}, Observed{}, testHost)

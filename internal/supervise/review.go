@@ -136,6 +136,8 @@ func Decide(ctx context.Context, state, instance, id, verdict, message string, a
 		return fmt.Errorf("open audit log: %w", err)
 	}
 	defer f.Close()
+	// The host's lines redact what the instance's egress canary refuses.
+	al.SetSecrets(stageSecrets(dir))
 	ev := audit.Event{Kind: "decision", ID: id, Detail: req.Kind + " " + req.What()}
 	if req.Egress != nil {
 		ev.Host, ev.Port = req.Egress.Host, req.Egress.Port
@@ -177,6 +179,20 @@ func Decide(ctx context.Context, state, instance, id, verdict, message string, a
 	}
 	_ = al.Write(ev)
 	return nil
+}
+
+// stageSecrets reads the instance's credential values (egress/secrets.json,
+// every token the launch resolved) for the log's redactor; none if the
+// file is unreadable.
+func stageSecrets(dir string) []string {
+	var s struct {
+		Values []string `json:"values"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, stage.EgressSecrets))
+	if err == nil {
+		_ = json.Unmarshal(b, &s)
+	}
+	return s.Values
 }
 
 // createOnce writes path atomically and only if it does not exist yet:

@@ -61,6 +61,7 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 		defer f.Close()
 		al = l
 	}
+	log = slog.New(al.Handler(log.Handler()))
 	q := &Queue{
 		RequestsDir:      opts.RequestsDir,
 		DecisionsDir:     opts.DecisionsDir,
@@ -229,10 +230,7 @@ func (t *tools) file(tool string, req Request) (*mcp.CallToolResult, filedOut, e
 	}
 	filed, err := t.q.File(req)
 	if err != nil {
-		ev.Verdict, ev.Reason = "deny", err.Error()
-		_ = t.audit.Write(ev)
-		t.log.Info("request refused", "tool", tool, "err", err)
-		return nil, filedOut{}, fmt.Errorf("%s refused: %w", tool, err)
+		return t.refuse(tool, ev, err)
 	}
 	ev.ID, ev.Verdict, ev.Detail = filed.ID, "pending", filed.Kind+" "+filed.What()
 	_ = t.audit.Write(ev)
@@ -246,20 +244,40 @@ func (t *tools) file(tool string, req Request) (*mcp.CallToolResult, filedOut, e
 	return nil, out, nil
 }
 
+// refuse audits a refused filing as deny and returns the tool error that
+// says what is allowed.
+func (t *tools) refuse(tool string, ev audit.Event, err error) (*mcp.CallToolResult, filedOut, error) {
+	ev.Kind, ev.Verdict, ev.Reason = "proposal", "deny", err.Error()
+	if ev.Detail == "" {
+		ev.Detail = tool
+	}
+	_ = t.audit.Write(ev)
+	t.log.Info("request refused", "tool", tool, "err", err)
+	return nil, filedOut{}, fmt.Errorf("%s refused: %w", tool, err)
+}
+
 func (t *tools) requestEgress(_ context.Context, _ *mcp.CallToolRequest, in egressIn) (*mcp.CallToolResult, filedOut, error) {
 	if in.Port == 0 {
 		in.Port = 443
 	}
+	host, err := aLabel(in.Host)
+	if err != nil {
+		return t.refuse("request_egress", audit.Event{Host: in.Host, Port: in.Port}, err)
+	}
 	return t.file("request_egress", Request{
 		Kind: KindEgress, Reason: in.Reason,
-		Egress: &EgressAsk{Host: strings.ToLower(strings.TrimSuffix(in.Host, ".")), Port: in.Port},
+		Egress: &EgressAsk{Host: host, Port: in.Port},
 	})
 }
 
 func (t *tools) requestRoute(_ context.Context, _ *mcp.CallToolRequest, in routeIn) (*mcp.CallToolResult, filedOut, error) {
+	upstream, err := aLabelURL(in.Upstream)
+	if err != nil {
+		return t.refuse("request_route", audit.Event{Route: in.Service, Host: in.Upstream}, err)
+	}
 	return t.file("request_route", Request{
 		Kind: KindRoute, Reason: in.Reason,
-		Route: &RouteAsk{Service: in.Service, Upstream: in.Upstream},
+		Route: &RouteAsk{Service: in.Service, Upstream: upstream},
 	})
 }
 

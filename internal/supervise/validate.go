@@ -10,6 +10,10 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+
+	"github.com/claude-bottle/claude-bottle/internal/safetext"
 )
 
 // Limits on what the agent may file. They bound what a person has to read
@@ -78,6 +82,61 @@ func checkHost(host string, wildcard bool) error {
 	return nil
 }
 
+// aLabel returns host as the agent will be allowed to reach it: lower
+// case, without a final dot, and, when it is not ASCII, as its A-label
+// (xn--...) by IDNA's lookup rules. The person reviews that form and it is
+// what is applied, so a homoglyph of a familiar name shows as plainly
+// another name. Hidden characters are refused first: IDNA would silently
+// drop some of them.
+func aLabel(host string) (string, error) {
+	host = strings.TrimSuffix(host, ".")
+	if err := checkText("host", host, ""); err != nil {
+		return "", err
+	}
+	prefix, name := "", host
+	if strings.HasPrefix(name, "*.") {
+		prefix, name = "*.", name[2:]
+	}
+	if isASCII(name) {
+		return prefix + strings.ToLower(name), nil
+	}
+	a, err := idna.Lookup.ToASCII(name)
+	if err != nil {
+		return "", fmt.Errorf("host %q is not a valid internationalized name (%v): give its A-label (xn--...) or an ASCII name", host, err)
+	}
+	return prefix + a, nil
+}
+
+// aLabelURL is aLabel for an upstream URL's host; anything unparsable is
+// left for checkUpstream to refuse with its reason.
+func aLabelURL(u string) (string, error) {
+	if err := checkText("upstream", u, ""); err != nil {
+		return "", err
+	}
+	p, err := url.Parse(u)
+	if err != nil || isASCII(p.Host) {
+		return u, nil
+	}
+	h, err := aLabel(p.Hostname())
+	if err != nil {
+		return "", fmt.Errorf("upstream: %w", err)
+	}
+	if port := p.Port(); port != "" {
+		h = net.JoinHostPort(h, port)
+	}
+	p.Host = h
+	return p.String(), nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 func checkPort(port int) error {
 	if port < 1 || port > 65535 {
 		return fmt.Errorf("port %d is out of range: give 1-65535 (or leave it out for 443)", port)
@@ -85,22 +144,38 @@ func checkPort(port int) error {
 	return nil
 }
 
-// checkText refuses control characters (other than the ones keep allows)
-// and bidi overrides: the text is shown on the supervising person's
-// terminal, where an escape sequence or "\r" could hide what is asked.
+// checkText refuses every character a person cannot see as itself (other
+// than the ones keep allows): controls, bidi and other format characters,
+// invisible ones and spaces that are not ASCII's (safetext.Hidden). The
+// text is shown on the supervising person's terminal, where an escape
+// sequence, "\r", a direction override or an invisible character could
+// make what they read differ from what is applied.
 func checkText(field, s string, keep string) error {
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("%s is not valid UTF-8", field)
 	}
 	for _, r := range s {
-		if strings.ContainsRune(keep, r) {
+		if strings.ContainsRune(keep, r) || !safetext.Hidden(r) {
 			continue
 		}
-		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
-			return fmt.Errorf("%s contains control character %U: only printable text is allowed (and %s)", field, r, describeKeep(keep))
-		}
+		return fmt.Errorf("%s contains %U, %s: only visible text and ASCII spaces are allowed (and %s), so the person sees exactly what you ask for",
+			field, r, hiddenKind(r), describeKeep(keep))
 	}
 	return nil
+}
+
+// hiddenKind names the class of a Hidden character for a tool error.
+func hiddenKind(r rune) string {
+	switch {
+	case unicode.Is(unicode.Bidi_Control, r):
+		return "a bidi control character"
+	case unicode.IsControl(r):
+		return "a control character"
+	case unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp):
+		return "a space or separator that is not ASCII's"
+	default:
+		return "an invisible or format character"
+	}
 }
 
 func describeKeep(keep string) string {
