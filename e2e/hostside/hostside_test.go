@@ -210,14 +210,17 @@ echo views-done
 			t.Errorf("the decision log holds the credential (%s)", name)
 		}
 	}
-	// The attacks reached the log (or the test proves nothing).
-	for _, want := range []string{`"method":"` + audit.Redacted + `"`, `\u202etxt.exe\u009b31m`, `"path":"/nothing/%E2%80%AE%C2%9B2J"`} {
+	// The attacks reached the log (or the test proves nothing). egress
+	// does not log a method it does not know before the canary has read
+	// it, so the two refusals name the method without quoting it; the
+	// writer's redaction of any field is unit-tested in internal/audit.
+	for _, want := range []string{`\u202etxt.exe\u009b31m`, `"path":"/nothing/%E2%80%AE%C2%9B2J"`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the decision log lacks %s", want)
 		}
 	}
-	if strings.Count(all, `"method":"`+audit.Redacted+`"`) < 2 {
-		t.Errorf("the credential as method, raw and hex, is not redacted twice")
+	if strings.Count(all, `"reason":"secret canary"`) < 2 || !strings.Contains(all, "(raw) appeared in the method") || !strings.Contains(all, "(hex) appeared in the method") {
+		t.Errorf("the credential as method, raw and hex, is not refused and logged twice by the canary")
 	}
 
 	lr := e.Run(ctx, "logs", inst)
@@ -239,7 +242,7 @@ echo views-done
 	// What a person's terminal shows: tmux runs `logs`, and its screen
 	// holds the escapes as text, in order.
 	pane := tmuxCapture(t, e, "logs", inst)
-	for _, want := range []string{`\u202etxt.exe\u009b31m`, `/nothing/%E2%80%AE%C2%9B2J`, audit.Redacted} {
+	for _, want := range []string{`\u202etxt.exe\u009b31m`, `/nothing/%E2%80%AE%C2%9B2J`, "appeared in the method"} {
 		if !strings.Contains(strings.ReplaceAll(pane, "\n", ""), want) {
 			t.Errorf("the terminal does not show %s:\n%s", want, pane)
 		}
