@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -172,6 +173,10 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 		return err
 	}
 	bottle := m.Bottles[m.Agents[agent].Bottle]
+	// A missing token is known now: say so before minutes of image builds.
+	if err := credentialsPresent(bottle, g.getenv); err != nil {
+		return err
+	}
 	need := images.Need{Sidecar: true, GitGate: len(bottle.Git.Repos) > 0, Agent: g.getenv("CLAUDE_BOTTLE_IMAGE") == ""}
 	set, err := images.Ensure(ctx, c, g.log, images.Options{
 		ExtraCA: extraCA(g, m, caFlag), Progress: progress, AgentDockerfile: approvedDockerfile(state, agent), Tags: tags,
@@ -417,4 +422,24 @@ func routeCredentials(b *manifest.Bottle, getenv func(string) string) map[string
 		}
 	}
 	return out
+}
+
+// credentialsPresent fails when a route has none of its credentials set on
+// this host (launch would fail the same way, later).
+func credentialsPresent(b *manifest.Bottle, getenv func(string) string) error {
+	for _, r := range b.CredProxy.Routes {
+		var tried []string
+		found := false
+		for _, c := range r.Credentials {
+			if launch.CredentialSet(c, getenv) {
+				found = true
+				break
+			}
+			tried = append(tried, c.Describe())
+		}
+		if !found {
+			return fmt.Errorf("route %q (%s) has no token: set %s on the host", r.Name, r.Path, strings.Join(tried, " or "))
+		}
+	}
+	return nil
 }

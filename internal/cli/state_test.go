@@ -48,3 +48,17 @@ func TestStateVerb(t *testing.T) {
 		}
 	}
 }
+
+// A route with no token on the host is reported before anything is built
+// or created: a newcomer learns it in a second, not after the image builds.
+func TestRunWithoutTokenFailsFirst(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("CLAUDE_BOTTLE_STATE_DIR", t.TempDir())
+	t.Setenv("ANTHROPIC_API_KEY", "")
+	t.Setenv("CLAUDE_CODE_OAUTH_TOKEN", "")
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent.sock") // no engine is asked
+	code, _, errOut := runCLI(t, "run")
+	if code == 0 || !strings.Contains(errOut, "has no token: set $CLAUDE_CODE_OAUTH_TOKEN or $ANTHROPIC_API_KEY") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
