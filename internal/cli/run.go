@@ -153,6 +153,11 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	if err != nil {
 		return err
 	}
+	// A missing token is known now: say so before the engine is asked and
+	// before minutes of image builds.
+	if err := credentialsPresent(m.Bottles[m.Agents[agent].Bottle], g.getenv); err != nil {
+		return err
+	}
 	state, err := stage.StateDir(g.getenv)
 	if err != nil {
 		return err
@@ -173,10 +178,6 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 		return err
 	}
 	bottle := m.Bottles[m.Agents[agent].Bottle]
-	// A missing token is known now: say so before minutes of image builds.
-	if err := credentialsPresent(bottle, g.getenv); err != nil {
-		return err
-	}
 	need := images.Need{Sidecar: true, GitGate: len(bottle.Git.Repos) > 0, Agent: g.getenv("CLAUDE_BOTTLE_IMAGE") == ""}
 	set, err := images.Ensure(ctx, c, g.log, images.Options{
 		ExtraCA: extraCA(g, m, caFlag), Progress: progress, AgentDockerfile: approvedDockerfile(state, agent), Tags: tags,
