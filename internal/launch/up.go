@@ -79,6 +79,10 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 	if err := PrepareClaudeState(stage.ClaudeDir(l.State, p.Agent), &p.Spec); err != nil {
 		return nil, err
 	}
+	if uid := os.Getuid(); uid != 0 && uid != AgentUID {
+		// The agent runs as uid 1000 and the state is owner-only.
+		l.progress("claude-bottle: your uid is %d, not %d: the agent (uid %d) cannot write its Claude state in %s, so it will not persist", uid, AgentUID, AgentUID, stage.ClaudeDir(l.State, p.Agent))
+	}
 	// Sidecars start concurrently: none needs another at start (cred-proxy
 	// and git-gate reach egress by name only when a request comes). The
 	// agent container is created as soon as egress runs (its resolver is
