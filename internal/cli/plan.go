@@ -23,21 +23,9 @@ credential routes (never tokens), repositories, the agent's environment (forward
 values are never shown), containers and networks. Reads the engine's state to pick the
 name; creates nothing. --json prints the same for scripts.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var name string
-			var command []string
-			dash := cmd.ArgsLenAtDash()
-			if dash < 0 {
-				if len(args) > 1 {
-					return fmt.Errorf("plan takes one AGENT")
-				}
-				if len(args) == 1 {
-					name = args[0]
-				}
-			} else {
-				if dash == 1 {
-					name = args[0]
-				}
-				command = args[dash:]
+			name, command, err := agentArgs("plan", args, cmd.ArgsLenAtDash())
+			if err != nil {
+				return err
 			}
 			p, err := buildPlan(cmd.Context(), g, name, command, cwd)
 			if err != nil {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,27 +36,9 @@ the bottle is removed. The agent's exit code is run's exit code.
 
 With -- CMD ARGS, the agent container runs that command instead of the agent's own.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var name string
-			var command []string
-			dash := cmd.ArgsLenAtDash()
-			switch {
-			case dash == 0:
-				command = args
-			case dash > 0:
-				if dash > 1 {
-					return errors.New("run takes one AGENT before --")
-				}
-				name, command = args[0], args[1:]
-			default:
-				if len(args) > 1 {
-					return errors.New("run takes one AGENT; to run a command in the bottle, put it after --")
-				}
-				if len(args) == 1 {
-					name = args[0]
-				}
-			}
-			if dash >= 0 && len(command) == 0 {
-				return errors.New("nothing after --: give a command, or drop the --")
+			name, command, err := agentArgs("run", args, cmd.ArgsLenAtDash())
+			if err != nil {
+				return err
 			}
 			return runBottle(cmd.Context(), g, name, command, cwd, caCerts)
 		},
