@@ -106,9 +106,8 @@ func extraCA(g *globals, m *manifest.Manifest, flag string) string {
 // phases prints how long each launch phase took, for the benchmark, when
 // CLAUDE_BOTTLE_TIMINGS=1.
 type phases struct {
-	w     io.Writer
-	start time.Time
-	last  time.Time
+	w    io.Writer
+	last time.Time
 }
 
 func (p *phases) mark(name string) {
@@ -121,7 +120,7 @@ func (p *phases) mark(name string) {
 }
 
 func runBottle(ctx context.Context, g *globals, name string, command []string, cwd bool, caFlag string) error {
-	t := &phases{start: time.Now(), last: time.Now()}
+	t := &phases{last: time.Now()}
 	if g.getenv("CLAUDE_BOTTLE_TIMINGS") == "1" {
 		t.w = g.stderr
 	}

@@ -58,7 +58,7 @@ func newSidecarCmd(g *globals) *cobra.Command {
 			return gitgate.Run(c.Context(), logger("git-gate"), gitgate.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen})
 		}}),
 		flags(&cobra.Command{Use: "supervise", RunE: func(c *cobra.Command, _ []string) error {
-			return supervise.Run(c.Context(), logger("supervise"), supervise.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen,
+			return supervise.Run(c.Context(), logger("supervise"), supervise.Options{LogDir: logDir, Instance: instance, Listen: listen,
 				CurrentConfigDir: stage.ContainerCurrentConfig})
 		}}),
 		&cobra.Command{Use: "git-gate-hook", Args: cobra.ArbitraryArgs, RunE: func(c *cobra.Command, args []string) error {
