@@ -12,6 +12,7 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/internal/egress"
 	"github.com/claude-bottle/claude-bottle/internal/gitgate"
+	"github.com/claude-bottle/claude-bottle/internal/giturl"
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
@@ -160,8 +161,10 @@ func allowlist(b *manifest.Bottle) []egress.Rule {
 		}
 	}
 	for _, r := range b.Git.Repos {
-		if host, port := gitHostPort(r.Upstream); host != "" {
-			add(egress.Rule{Host: host, Port: port, AllowPrivate: privateAllowed(b, host), Source: "git " + r.Name, Client: RoleGitGate})
+		// The manifest was validated: an upstream that does not parse, or
+		// names no host (a local path), needs no rule.
+		if u, err := giturl.Parse(r.Upstream); err == nil && u.Host != "" {
+			add(egress.Rule{Host: u.Host, Port: u.Port, AllowPrivate: privateAllowed(b, u.Host), Source: "git " + r.Name, Client: RoleGitGate})
 		}
 	}
 	return out
@@ -187,35 +190,6 @@ func portOf(u *url.URL) int {
 		return 80
 	}
 	return 443
-}
-
-// gitHostPort returns the host and port an upstream URL is fetched from.
-func gitHostPort(upstream string) (string, int) {
-	if strings.Contains(upstream, "://") {
-		u, err := url.Parse(upstream)
-		if err != nil {
-			return "", 0
-		}
-		switch u.Scheme {
-		case "ssh":
-			port := 22
-			if p := u.Port(); p != "" {
-				port, _ = strconv.Atoi(p)
-			}
-			return u.Hostname(), port
-		default:
-			return u.Hostname(), portOf(u)
-		}
-	}
-	// scp-like: [user@]host:path
-	hostPart, _, ok := strings.Cut(upstream, ":")
-	if !ok {
-		return "", 0
-	}
-	if _, h, ok := strings.Cut(hostPart, "@"); ok {
-		hostPart = h
-	}
-	return hostPart, 22
 }
 
 func routes(b *manifest.Bottle) []Route {

@@ -404,3 +404,32 @@ func TestStateAndWork(t *testing.T) {
 		t.Errorf("leftover workspace volume: %v, want ErrOrphan", err)
 	}
 }
+
+// The egress rule for a repository comes from giturl's reading of its
+// upstream: an scp-like path that looks like a port is still port 22.
+func TestGitUpstreamRule(t *testing.T) {
+	for upstream, want := range map[string]string{
+		"git@git.example.com:2222/app.git":         "git.example.com:22",
+		"ssh://git@git.example.com:2222/app.git":   "git.example.com:2222",
+		"ssh://git@git.example.com/app.git":        "git.example.com:22",
+		"https://git.example.com/app.git":          "git.example.com:443",
+		"https://git.example.com:8443/app.git":     "git.example.com:8443",
+		"ssh://git@[2001:db8::7]:2200/srv/app.git": "2001:db8::7:2200",
+	} {
+		m := loadCase(t, "git.yaml")
+		m.Bottles[m.Agents["dev"].Bottle].Git.Repos[0].Upstream = upstream
+		p, err := Build(m, Options{Agent: "dev"}, Observed{}, testHost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range p.Spec.Allowlist {
+			if r.Client == RoleGitGate {
+				got = append(got, fmt.Sprintf("%s:%d", r.Host, r.Port))
+			}
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: git-gate rules %v, want %s", upstream, got, want)
+		}
+	}
+}
