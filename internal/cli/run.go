@@ -92,17 +92,6 @@ func agentNames(m *manifest.Manifest) string {
 	return out
 }
 
-// extraCA picks the extra CA bundle for image builds: flag, env, manifest.
-func extraCA(g *globals, m *manifest.Manifest, flag string) string {
-	if flag != "" {
-		return flag
-	}
-	if v := g.getenv("CLAUDE_BOTTLE_EXTRA_CA"); v != "" {
-		return v
-	}
-	return m.Images.CACerts
-}
-
 // phases prints how long each launch phase took, for the benchmark, when
 // CLAUDE_BOTTLE_TIMINGS=1.
 type phases struct {
@@ -153,8 +142,12 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	}
 	bottle := m.Bottles[m.Agents[agent].Bottle]
 	need := images.Need{Sidecar: true, GitGate: len(bottle.Git.Repos) > 0, Agent: g.getenv("CLAUDE_BOTTLE_IMAGE") == ""}
+	ca, err := extraCA(caFlag, g.getenv, func() (*manifest.Manifest, error) { return m, nil })
+	if err != nil {
+		return err
+	}
 	set, err := images.Ensure(ctx, c, g.log, images.Options{
-		ExtraCA: extraCA(g, m, caFlag), Progress: progress, AgentDockerfile: approvedDockerfile(state, agent), Tags: tags,
+		ExtraCA: ca, Progress: progress, AgentDockerfile: approvedDockerfile(state, agent), Tags: tags,
 	}, need)
 	if err != nil {
 		return fmt.Errorf("images: %w", err)
