@@ -9,6 +9,7 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/internal/docker"
 	"github.com/claude-bottle/claude-bottle/internal/launch"
+	"github.com/claude-bottle/claude-bottle/internal/oneline"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
@@ -50,7 +51,7 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 	if err != nil {
 		return nil, err
 	}
-	agent, err := pickAgent(m, name)
+	agent, err := plan.PickAgent(m, name)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +63,7 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 	var host plan.Host
 	c, err := docker.New(ctx)
 	if err != nil {
-		fmt.Fprintf(g.stderr, "claude-bottle: no engine (%v); planning as if nothing runs\n", firstLine(err.Error()))
+		fmt.Fprintf(g.stderr, "claude-bottle: no engine (%v); planning as if nothing runs\n", oneline.First(err.Error()))
 		host = hostFacts(ctx, g, nil, state, "", agent)
 		host.RunscNote = "the engine could not be asked"
 	} else {

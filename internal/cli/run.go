@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"syscall"
 	"time"
 
@@ -57,41 +56,6 @@ func loadManifest(g *globals) (*manifest.Manifest, error) {
 	return manifest.Find(wd, g.manifest)
 }
 
-// pickAgent returns the named agent, or the only one, or "claude".
-func pickAgent(m *manifest.Manifest, name string) (string, error) {
-	if name != "" {
-		if _, ok := m.Agents[name]; !ok {
-			return "", fmt.Errorf("%w %q: the manifest defines %s", plan.ErrUnknownAgent, name, agentNames(m))
-		}
-		return name, nil
-	}
-	if len(m.Agents) == 1 {
-		for n := range m.Agents {
-			return n, nil
-		}
-	}
-	if _, ok := m.Agents["claude"]; ok {
-		return "claude", nil
-	}
-	return "", fmt.Errorf("the manifest defines several agents (%s): name one", agentNames(m))
-}
-
-func agentNames(m *manifest.Manifest) string {
-	var ns []string
-	for n := range m.Agents {
-		ns = append(ns, n)
-	}
-	sort.Strings(ns)
-	out := ""
-	for i, n := range ns {
-		if i > 0 {
-			out += ", "
-		}
-		out += n
-	}
-	return out
-}
-
 // phases prints how long each launch phase took, for the benchmark, when
 // CLAUDE_BOTTLE_TIMINGS=1.
 type phases struct {
@@ -117,7 +81,7 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	if err != nil {
 		return err
 	}
-	agent, err := pickAgent(m, name)
+	agent, err := plan.PickAgent(m, name)
 	if err != nil {
 		return err
 	}

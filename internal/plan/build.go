@@ -34,17 +34,47 @@ const (
 
 var instanceRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 
+// PickAgent returns the agent a launch is for: the one named, else the
+// manifest's only agent, else "claude". run and plan pick with it before
+// anything else happens, so a wrong name creates nothing.
+func PickAgent(m *manifest.Manifest, name string) (string, error) {
+	if name != "" {
+		if _, ok := m.Agents[name]; !ok {
+			return "", unknownAgent(m, name)
+		}
+		return name, nil
+	}
+	if len(m.Agents) == 1 {
+		for n := range m.Agents {
+			return n, nil
+		}
+	}
+	if _, ok := m.Agents["claude"]; ok {
+		return "claude", nil
+	}
+	return "", fmt.Errorf("the manifest defines several agents (%s): name one", agentNames(m))
+}
+
+// unknownAgent is the one error for a name the manifest does not define.
+func unknownAgent(m *manifest.Manifest, name string) error {
+	return fmt.Errorf("%w %q: the manifest defines %s", ErrUnknownAgent, name, agentNames(m))
+}
+
+func agentNames(m *manifest.Manifest) string {
+	names := make([]string, 0, len(m.Agents))
+	for n := range m.Agents {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
 // Build decides everything one launch of opts.Agent will do. It reads
 // nothing but its arguments.
 func Build(m *manifest.Manifest, opts Options, obs Observed, host Host) (*Plan, error) {
 	agent, ok := m.Agents[opts.Agent]
 	if !ok {
-		names := make([]string, 0, len(m.Agents))
-		for n := range m.Agents {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return nil, fmt.Errorf("%w %q: the manifest defines %s", ErrUnknownAgent, opts.Agent, strings.Join(names, ", "))
+		return nil, unknownAgent(m, opts.Agent)
 	}
 	bottle, ok := m.Bottles[agent.Bottle]
 	if !ok {

@@ -433,3 +433,46 @@ func TestGitUpstreamRule(t *testing.T) {
 		}
 	}
 }
+
+// PickAgent picks the named agent, else the only one, else "claude"; an
+// unknown name is the same error from PickAgent and from Build.
+func TestPickAgent(t *testing.T) {
+	agents := func(names ...string) *manifest.Manifest {
+		m := &manifest.Manifest{Agents: map[string]*manifest.Agent{}}
+		for _, n := range names {
+			m.Agents[n] = &manifest.Agent{}
+		}
+		return m
+	}
+	cases := []struct {
+		m            *manifest.Manifest
+		name, want   string
+		errHas       string
+		unknownAgent bool
+	}{
+		{m: agents("dev"), want: "dev"},
+		{m: agents("dev"), name: "dev", want: "dev"},
+		{m: agents("dev", "claude"), want: "claude"},
+		{m: agents("dev", "claude"), name: "dev", want: "dev"},
+		{m: agents("b", "a"), errHas: "several agents (a, b): name one"},
+		{m: agents("b", "a"), name: "c", errHas: `unknown agent "c": the manifest defines a, b`, unknownAgent: true},
+	}
+	for _, tc := range cases {
+		got, err := PickAgent(tc.m, tc.name)
+		if tc.errHas == "" {
+			if err != nil || got != tc.want {
+				t.Errorf("PickAgent(%v, %q) = %q, %v; want %q", agentNames(tc.m), tc.name, got, err, tc.want)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.errHas) || errors.Is(err, ErrUnknownAgent) != tc.unknownAgent {
+			t.Errorf("PickAgent(%v, %q) = %q, %v; want an error with %q", agentNames(tc.m), tc.name, got, err, tc.errHas)
+		}
+	}
+	m := manifest.Default()
+	_, picked := PickAgent(m, "nope")
+	_, built := Build(m, Options{Agent: "nope"}, Observed{}, testHost)
+	if picked == nil || built == nil || picked.Error() != built.Error() {
+		t.Errorf("PickAgent says %v, Build says %v", picked, built)
+	}
+}
