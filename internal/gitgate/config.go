@@ -4,8 +4,6 @@
 package gitgate
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path"
@@ -14,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/claude-bottle/claude-bottle/internal/giturl"
+	"github.com/claude-bottle/claude-bottle/internal/jsonstrict"
 )
 
 // Config is git-gate/repos.json (docs/sidecar-contract.md).
@@ -59,9 +58,7 @@ func LoadConfig(dir string, allowFile bool) (Config, error) {
 
 func parseConfig(b []byte, allowFile bool) (Config, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := jsonstrict.Decode(b, &c); err != nil {
 		return Config{}, fmt.Errorf("decode repos.json: %w", err)
 	}
 	if err := c.Validate(allowFile); err != nil {
