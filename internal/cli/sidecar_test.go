@@ -1,9 +1,15 @@
 package cli
 
 import (
+	"bufio"
+	"io"
 	"math"
+	"net"
+	"net/http"
 	"runtime/debug"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestProxyGC(t *testing.T) {
@@ -35,5 +41,67 @@ func TestProxyGC(t *testing.T) {
 	}
 	if got := debug.SetMemoryLimit(math.MaxInt64); got != math.MaxInt64 {
 		t.Fatalf("memory limit %d with GOMEMLIMIT set, want it left alone", got)
+	}
+}
+
+// sidecar connect carries stdio through the egress proxy's CONNECT, and
+// says why when egress refuses or no proxy is set.
+func TestTunnelStdio(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if req.Host != "git.example.test:22" {
+					io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nContent-Length: 12\r\n\r\nnot allowed.")
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\nSSH-2.0-fake\n")
+				io.Copy(c, br)
+			}()
+		}
+	}()
+	env := func(k string) string {
+		if k == "HTTPS_PROXY" {
+			return "http://" + ln.Addr().String()
+		}
+		return ""
+	}
+	stdinR, stdinW := io.Pipe()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- tunnelStdio(t.Context(), stdinR, &out, "git.example.test", "22", env) }()
+	io.WriteString(stdinW, "client hello\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for out.String() != "SSH-2.0-fake\nclient hello\n" && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := out.String(); got != "SSH-2.0-fake\nclient hello\n" {
+		t.Fatalf("through the tunnel: %q", got)
+	}
+	stdinW.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("end of input: %v", err)
+	}
+	err = tunnelStdio(t.Context(), strings.NewReader(""), io.Discard, "elsewhere.test", "22", env)
+	if err == nil || !strings.Contains(err.Error(), "egress refused elsewhere.test:22: 403 Forbidden: not allowed.") {
+		t.Fatalf("refused: %v", err)
+	}
+	err = tunnelStdio(t.Context(), strings.NewReader(""), io.Discard, "git.example.test", "22", func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "HTTPS_PROXY is not set") {
+		t.Fatalf("no proxy: %v", err)
 	}
 }
