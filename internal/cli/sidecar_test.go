@@ -1,15 +1,15 @@
 package cli
 
 import (
-	"bufio"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/claude-bottle/claude-bottle/internal/connect/connecttest"
 )
 
 func TestProxyGC(t *testing.T) {
@@ -47,36 +47,15 @@ func TestProxyGC(t *testing.T) {
 // sidecar connect carries stdio through the egress proxy's CONNECT, and
 // says why when egress refuses or no proxy is set.
 func TestTunnelStdio(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				if req.Host != "git.example.test:22" {
-					io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nContent-Length: 12\r\n\r\nnot allowed.")
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\nSSH-2.0-fake\n")
-				io.Copy(c, br)
-			}()
+	px := connecttest.Start(t, false, func(req *http.Request) string {
+		if req.Host != "git.example.test:22" {
+			return "HTTP/1.1 403 Forbidden\r\nContent-Length: 12\r\n\r\nnot allowed."
 		}
-	}()
+		return "HTTP/1.1 200 OK\r\n\r\nSSH-2.0-fake\n"
+	})
 	env := func(k string) string {
 		if k == "HTTPS_PROXY" {
-			return "http://" + ln.Addr().String()
+			return "http://" + px.Addr
 		}
 		return ""
 	}
@@ -96,7 +75,7 @@ func TestTunnelStdio(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("end of input: %v", err)
 	}
-	err = tunnelStdio(t.Context(), strings.NewReader(""), io.Discard, "elsewhere.test", "22", env)
+	err := tunnelStdio(t.Context(), strings.NewReader(""), io.Discard, "elsewhere.test", "22", env)
 	if err == nil || !strings.Contains(err.Error(), "egress refused elsewhere.test:22: 403 Forbidden: not allowed.") {
 		t.Fatalf("refused: %v", err)
 	}

@@ -9,41 +9,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/claude-bottle/claude-bottle/internal/connect/connecttest"
 )
 
-// fakeProxy serves one CONNECT per connection on loopback with answer,
-// after checking the request names target; it echoes what follows.
+// fakeProxy answers a CONNECT to target with answer, anything else with
+// a 400; a tunnel echoes.
 func fakeProxy(t *testing.T, target, answer string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil || req.Method != http.MethodConnect || req.Host != target {
-					io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-					return
-				}
-				if answer == "" {
-					io.Copy(io.Discard, br) // never answers
-					return
-				}
-				io.WriteString(c, answer)
-				io.Copy(c, br)
-			}()
+	return connecttest.Start(t, false, func(req *http.Request) string {
+		if req.Method != http.MethodConnect || req.Host != target {
+			return "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
 		}
-	}()
-	return ln.Addr().String()
+		return answer
+	}).Addr
 }
 
 func TestDialTunnels(t *testing.T) {
