@@ -163,3 +163,20 @@ func TestPlanDefaultInEmptyDir(t *testing.T) {
 		t.Fatalf("git manifest: exit %d: %s %s", code, out, errOut)
 	}
 }
+
+// cleanup that cannot list the stage directories says so and fails,
+// rather than reporting nothing to clean up. --dry-run: other tests'
+// orphans on this engine are not ours to remove.
+func TestCleanupUnreadableStageFails(t *testing.T) {
+	e2etest.Engine(t)
+	state := t.TempDir()
+	t.Setenv("CLAUDE_BOTTLE_STATE_DIR", state)
+	// "instances" is a file, so the directory cannot be read.
+	if err := os.WriteFile(filepath.Join(state, "instances"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "cleanup", "--dry-run")
+	if code == 0 || !strings.Contains(errOut, "stage directories") {
+		t.Fatalf("cleanup over an unreadable state directory: exit %d: %s %s", code, out, errOut)
+	}
+}

@@ -7,12 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/docker"
 	"github.com/claude-bottle/claude-bottle/internal/images"
 	"github.com/claude-bottle/claude-bottle/internal/launch"
+	"github.com/claude-bottle/claude-bottle/internal/oneline"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
@@ -89,28 +89,17 @@ func doProbe(ctx context.Context, c *docker.Client, image string) (bool, string)
 	id, err := c.CreateContainer(ctx, docker.ContainerSpec{Name: name, Image: image, Cmd: []string{"version"}, Runtime: "runsc",
 		Labels: map[string]string{plan.LabelRole: "runsc-probe"}})
 	if err != nil {
-		return false, "runsc probe: " + firstLine(err.Error())
+		return false, "runsc probe: " + oneline.First(err.Error())
 	}
 	defer c.RemoveContainer(context.WithoutCancel(ctx), id)
 	if err := c.StartContainer(ctx, id); err != nil {
-		return false, "a container did not start under runsc: " + firstLine(err.Error())
+		return false, "a container did not start under runsc: " + oneline.First(err.Error())
 	}
 	code, err := c.Wait(ctx, id)
 	if err != nil || code != 0 {
 		return false, fmt.Sprintf("a probe container under runsc failed (exit %d)", code)
 	}
 	return true, ""
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 160 {
-		s = s[:160] + "…"
-	}
-	return s
 }
 
 // approvedDockerfile is a Dockerfile approved through supervise for the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/internal/docker"
 	"github.com/claude-bottle/claude-bottle/internal/images"
+	"github.com/claude-bottle/claude-bottle/internal/manifest"
 )
 
 func newImagesCmd(g *globals) *cobra.Command {
@@ -36,15 +37,9 @@ builds from concurrent runs on one host are serialized.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if caCerts == "" && g.getenv("CLAUDE_BOTTLE_EXTRA_CA") == "" {
-				// The manifest's images.ca_certs, as run would use it.
-				m, err := loadManifest(g)
-				if err != nil {
-					return err
-				}
-				caCerts = m.Images.CACerts
-			} else if caCerts == "" {
-				caCerts = g.getenv("CLAUDE_BOTTLE_EXTRA_CA")
+			ca, err := extraCA(caCerts, g.getenv, func() (*manifest.Manifest, error) { return loadManifest(g) })
+			if err != nil {
+				return err
 			}
 			// Build output is for a person watching; logs and pipes stay quiet.
 			var progress io.Writer
@@ -61,7 +56,7 @@ builds from concurrent runs on one host are serialized.`,
 				return err
 			}
 			need := images.Need{Agent: true, Sidecar: !agentOnly, GitGate: !agentOnly}
-			set, err := images.Ensure(ctx, c, g.log, images.Options{ExtraCA: caCerts, Progress: progress, Tags: tags}, need)
+			set, err := images.Ensure(ctx, c, g.log, images.Options{ExtraCA: ca, Progress: progress, Tags: tags}, need)
 			if err != nil {
 				return fmt.Errorf("images: %w", err)
 			}
@@ -120,6 +115,25 @@ func newImagesLsCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+// extraCA picks the bundle of extra CA certificates for image builds, the
+// same for run and images build: the --ca-certs flag, else
+// $CLAUDE_BOTTLE_EXTRA_CA, else the manifest's images.ca_certs. The
+// manifest is loaded only when neither of the first two is set, so a
+// build given a bundle does not need a manifest.
+func extraCA(flag string, getenv func(string) string, load func() (*manifest.Manifest, error)) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if v := getenv("CLAUDE_BOTTLE_EXTRA_CA"); v != "" {
+		return v, nil
+	}
+	m, err := load()
+	if err != nil {
+		return "", err
+	}
+	return m.Images.CACerts, nil
 }
 
 // shortDigest abbreviates a hex digest as docker does; "" shows as "-".

@@ -9,6 +9,7 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/internal/docker"
 	"github.com/claude-bottle/claude-bottle/internal/launch"
+	"github.com/claude-bottle/claude-bottle/internal/oneline"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
@@ -23,21 +24,9 @@ credential routes (never tokens), repositories, the agent's environment (forward
 values are never shown), containers and networks. Reads the engine's state to pick the
 name; creates nothing. --json prints the same for scripts.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var name string
-			var command []string
-			dash := cmd.ArgsLenAtDash()
-			if dash < 0 {
-				if len(args) > 1 {
-					return fmt.Errorf("plan takes one AGENT")
-				}
-				if len(args) == 1 {
-					name = args[0]
-				}
-			} else {
-				if dash == 1 {
-					name = args[0]
-				}
-				command = args[dash:]
+			name, command, err := agentArgs("plan", args, cmd.ArgsLenAtDash())
+			if err != nil {
+				return err
 			}
 			p, err := buildPlan(cmd.Context(), g, name, command, cwd)
 			if err != nil {
@@ -62,7 +51,7 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 	if err != nil {
 		return nil, err
 	}
-	agent, err := pickAgent(m, name)
+	agent, err := plan.PickAgent(m, name)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +63,7 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 	var host plan.Host
 	c, err := docker.New(ctx)
 	if err != nil {
-		fmt.Fprintf(g.stderr, "claude-bottle: no engine (%v); planning as if nothing runs\n", firstLine(err.Error()))
+		fmt.Fprintf(g.stderr, "claude-bottle: no engine (%v); planning as if nothing runs\n", oneline.First(err.Error()))
 		host = hostFacts(ctx, g, nil, state, "", agent)
 		host.RunscNote = "the engine could not be asked"
 	} else {

@@ -98,7 +98,10 @@ owner process is gone, and their stage directories. Running bottles are not touc
 					running[r.Instance] = true
 				}
 			}
-			names, _ := stage.Instances(state)
+			names, err := stage.Instances(state)
+			if err != nil {
+				return fmt.Errorf("cleanup: list stage directories: %w", err)
+			}
 			for _, n := range names {
 				if !running[n] && !instances[n] {
 					instances[n] = true

@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -32,33 +30,19 @@ func newRunCmd(g *globals) *cobra.Command {
 		Use:   "run [AGENT] [-- CMD ARGS...]",
 		Short: "Run an agent in a new bottle; everything is removed when it exits",
 		Long: `Run an agent in a new bottle. Builds or reuses the images, creates the bottle's
-networks and sidecars, waits for each to be ready, then attaches the agent. On the
-agent's exit, on Ctrl-C or on any failure, every container, network and stage file of
-the bottle is removed. The agent's exit code is run's exit code.
+networks and sidecars, waits for each to be ready, then attaches the agent (Claude Code,
+autonomous unless the agent says autonomous: false). When the agent exits, on Ctrl-C
+before it is attached, on SIGTERM or when the terminal closes (SIGHUP), the agent's work
+comes back (with --cwd in a git repository: as the branch claude-bottle/INSTANCE; else
+/workspace is saved under the state directory's work/), then every container, volume,
+network and stage file of the bottle is removed. The agent's exit code is run's exit
+code. See docs/run.md.
 
 With -- CMD ARGS, the agent container runs that command instead of the agent's own.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var name string
-			var command []string
-			dash := cmd.ArgsLenAtDash()
-			switch {
-			case dash == 0:
-				command = args
-			case dash > 0:
-				if dash > 1 {
-					return errors.New("run takes one AGENT before --")
-				}
-				name, command = args[0], args[1:]
-			default:
-				if len(args) > 1 {
-					return errors.New("run takes one AGENT; to run a command in the bottle, put it after --")
-				}
-				if len(args) == 1 {
-					name = args[0]
-				}
-			}
-			if dash >= 0 && len(command) == 0 {
-				return errors.New("nothing after --: give a command, or drop the --")
+			name, command, err := agentArgs("run", args, cmd.ArgsLenAtDash())
+			if err != nil {
+				return err
 			}
 			return runBottle(cmd.Context(), g, name, command, cwd, caCerts)
 		},
@@ -77,58 +61,11 @@ func loadManifest(g *globals) (*manifest.Manifest, error) {
 	return manifest.Find(wd, g.manifest)
 }
 
-// pickAgent returns the named agent, or the only one, or "claude".
-func pickAgent(m *manifest.Manifest, name string) (string, error) {
-	if name != "" {
-		if _, ok := m.Agents[name]; !ok {
-			return "", fmt.Errorf("%w %q: the manifest defines %s", plan.ErrUnknownAgent, name, agentNames(m))
-		}
-		return name, nil
-	}
-	if len(m.Agents) == 1 {
-		for n := range m.Agents {
-			return n, nil
-		}
-	}
-	if _, ok := m.Agents["claude"]; ok {
-		return "claude", nil
-	}
-	return "", fmt.Errorf("the manifest defines several agents (%s): name one", agentNames(m))
-}
-
-func agentNames(m *manifest.Manifest) string {
-	var ns []string
-	for n := range m.Agents {
-		ns = append(ns, n)
-	}
-	sort.Strings(ns)
-	out := ""
-	for i, n := range ns {
-		if i > 0 {
-			out += ", "
-		}
-		out += n
-	}
-	return out
-}
-
-// extraCA picks the extra CA bundle for image builds: flag, env, manifest.
-func extraCA(g *globals, m *manifest.Manifest, flag string) string {
-	if flag != "" {
-		return flag
-	}
-	if v := g.getenv("CLAUDE_BOTTLE_EXTRA_CA"); v != "" {
-		return v
-	}
-	return m.Images.CACerts
-}
-
 // phases prints how long each launch phase took, for the benchmark, when
 // CLAUDE_BOTTLE_TIMINGS=1.
 type phases struct {
-	w     io.Writer
-	start time.Time
-	last  time.Time
+	w    io.Writer
+	last time.Time
 }
 
 func (p *phases) mark(name string) {
@@ -141,7 +78,7 @@ func (p *phases) mark(name string) {
 }
 
 func runBottle(ctx context.Context, g *globals, name string, command []string, cwd bool, caFlag string) error {
-	t := &phases{start: time.Now(), last: time.Now()}
+	t := &phases{last: time.Now()}
 	if g.getenv("CLAUDE_BOTTLE_TIMINGS") == "1" {
 		t.w = g.stderr
 	}
@@ -149,7 +86,7 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	if err != nil {
 		return err
 	}
-	agent, err := pickAgent(m, name)
+	agent, err := plan.PickAgent(m, name)
 	if err != nil {
 		return err
 	}
@@ -179,8 +116,12 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	}
 	bottle := m.Bottles[m.Agents[agent].Bottle]
 	need := images.Need{Sidecar: true, GitGate: len(bottle.Git.Repos) > 0, Agent: g.getenv("CLAUDE_BOTTLE_IMAGE") == ""}
+	ca, err := extraCA(caFlag, g.getenv, func() (*manifest.Manifest, error) { return m, nil })
+	if err != nil {
+		return err
+	}
 	set, err := images.Ensure(ctx, c, g.log, images.Options{
-		ExtraCA: extraCA(g, m, caFlag), Progress: progress, AgentDockerfile: approvedDockerfile(state, agent), Tags: tags,
+		ExtraCA: ca, Progress: progress, AgentDockerfile: approvedDockerfile(state, agent), Tags: tags,
 	}, need)
 	if err != nil {
 		return fmt.Errorf("images: %w", err)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,13 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/claude-bottle/claude-bottle/internal/connect"
 	"github.com/claude-bottle/claude-bottle/internal/credproxy"
 	"github.com/claude-bottle/claude-bottle/internal/egress"
 	"github.com/claude-bottle/claude-bottle/internal/gitgate"
@@ -58,7 +57,7 @@ func newSidecarCmd(g *globals) *cobra.Command {
 			return gitgate.Run(c.Context(), logger("git-gate"), gitgate.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen})
 		}}),
 		flags(&cobra.Command{Use: "supervise", RunE: func(c *cobra.Command, _ []string) error {
-			return supervise.Run(c.Context(), logger("supervise"), supervise.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen,
+			return supervise.Run(c.Context(), logger("supervise"), supervise.Options{LogDir: logDir, Instance: instance, Listen: listen,
 				CurrentConfigDir: stage.ContainerCurrentConfig})
 		}}),
 		&cobra.Command{Use: "git-gate-hook", Args: cobra.ArbitraryArgs, RunE: func(c *cobra.Command, args []string) error {
@@ -71,7 +70,7 @@ func newSidecarCmd(g *globals) *cobra.Command {
 			return health(c.Context(), args[0])
 		}},
 		&cobra.Command{Use: "connect HOST PORT", Args: cobra.ExactArgs(2), RunE: func(c *cobra.Command, args []string) error {
-			return connect(c.Context(), g.stdin, g.stdout, args[0], args[1], g.getenv)
+			return tunnelStdio(c.Context(), g.stdin, g.stdout, args[0], args[1], g.getenv)
 		}},
 	)
 	return cmd
@@ -119,47 +118,29 @@ func health(ctx context.Context, u string) error {
 	return nil
 }
 
-// connect tunnels stdio to HOST:PORT through the egress proxy with CONNECT:
-// git-gate's ssh ProxyCommand, so SSH upstreams pass the same door.
-func connect(ctx context.Context, stdin io.Reader, stdout io.Writer, host, port string, getenv func(string) string) error {
-	p := getenv("HTTPS_PROXY")
-	if p == "" {
-		p = getenv("https_proxy")
-	}
-	if p == "" {
+// tunnelStdio tunnels stdio to HOST:PORT through the egress proxy with
+// CONNECT: git-gate's ssh ProxyCommand, so SSH upstreams pass the same door.
+func tunnelStdio(ctx context.Context, stdin io.Reader, stdout io.Writer, host, port string, getenv func(string) string) error {
+	proxy := connect.ProxyFromEnv(getenv, "HTTPS_PROXY", "https_proxy")
+	if proxy == "" {
 		return errors.New("HTTPS_PROXY is not set: nothing to tunnel through")
 	}
-	pu, err := url.Parse(p)
-	if err != nil {
-		return fmt.Errorf("HTTPS_PROXY: %w", err)
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", pu.Host)
+	conn, err := connect.Dial(ctx, proxy, net.JoinHostPort(host, port))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	target := net.JoinHostPort(host, port)
-	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-	if err != nil {
-		return fmt.Errorf("proxy: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
-		return fmt.Errorf("egress refused %s: %s: %s", target, resp.Status, body)
-	}
 	errc := make(chan error, 2)
 	go func() {
 		_, err := io.Copy(conn, stdin)
-		if tc, ok := conn.(*net.TCPConn); ok {
-			tc.CloseWrite()
+		// ssh's end of input reaches the server as the end of the stream.
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
 		}
 		errc <- err
 	}()
 	go func() {
-		_, err := io.Copy(stdout, br)
+		_, err := io.Copy(stdout, conn)
 		errc <- err
 	}()
 	return <-errc

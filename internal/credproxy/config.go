@@ -4,9 +4,7 @@
 package credproxy
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -17,6 +15,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/claude-bottle/claude-bottle/internal/jsonstrict"
 )
 
 // Config is cred-proxy/routes.json (docs/sidecar-contract.md). Tokens are
@@ -169,13 +169,8 @@ func load(dir string) ([]LoadedRoute, [sha256.Size]byte, error) {
 	}
 	h.Write(raw)
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := jsonstrict.Decode(raw, &c); err != nil {
 		return nil, sum(h), fmt.Errorf("parse %s: %w", RoutesFile, err)
-	}
-	if dec.More() {
-		return nil, sum(h), fmt.Errorf("parse %s: trailing data after the JSON object", RoutesFile)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, sum(h), fmt.Errorf("%s: %w", RoutesFile, err)

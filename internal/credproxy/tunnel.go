@@ -1,15 +1,11 @@
 package credproxy
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
-	"time"
+
+	"github.com/claude-bottle/claude-bottle/internal/connect"
 )
 
 // upstreamTransport reaches every upstream, http and https alike, through
@@ -28,64 +24,12 @@ func upstreamTransport(getenv func(string) string) *http.Transport {
 	// made 64 concurrent clients open a connection for most requests.
 	t.MaxIdleConns = 512
 	t.MaxIdleConnsPerHost = 256
-	var proxy string
-	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
-		if v := getenv(k); v != "" {
-			proxy = v
-			break
-		}
-	}
+	proxy := connect.ProxyFromEnv(getenv, "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
 	if proxy == "" {
 		return t
 	}
-	addr := proxy
-	if u, err := url.Parse(proxy); err == nil && u.Host != "" {
-		addr = u.Host
-	}
 	t.DialContext = func(ctx context.Context, network, target string) (net.Conn, error) {
-		return dialConnect(ctx, addr, target)
+		return connect.Dial(ctx, proxy, target)
 	}
 	return t
 }
-
-// dialConnect opens a CONNECT tunnel to target through the proxy at addr.
-func dialConnect(ctx context.Context, addr, target string) (net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("dial egress proxy %s: %w", addr, err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	conn.SetDeadline(deadline)
-	if _, err := fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("egress proxy: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		conn.Close()
-		return nil, fmt.Errorf("egress refused %s: %s: %s", target, resp.Status, strings.TrimSpace(string(body)))
-	}
-	conn.SetDeadline(time.Time{})
-	if br.Buffered() > 0 {
-		return &bufferedConn{Conn: conn, r: br}, nil
-	}
-	return conn, nil
-}
-
-// bufferedConn keeps bytes the proxy sent right after its 200.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

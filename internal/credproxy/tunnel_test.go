@@ -1,66 +1,24 @@
 package credproxy
 
 import (
-	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/claude-bottle/claude-bottle/internal/connect/connecttest"
 )
 
-// connectProxy is a minimal CONNECT-only proxy that records every request
-// line it sees and refuses anything that is not CONNECT.
-type connectProxy struct {
-	mu    sync.Mutex
-	lines []string
-	ln    net.Listener
-}
-
-func startConnectProxy(t *testing.T) *connectProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &connectProxy{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
+// startConnectProxy is a CONNECT-only proxy to the real (loopback)
+// target; it refuses anything that is not CONNECT.
+func startConnectProxy(t *testing.T) *connecttest.Proxy {
+	return connecttest.Start(t, true, func(req *http.Request) string {
+		if req.Method != http.MethodConnect {
+			return "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
 		}
-	}()
-	return p
-}
-
-func (p *connectProxy) serve(c net.Conn) {
-	defer c.Close()
-	br := bufio.NewReader(c)
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		return
-	}
-	p.mu.Lock()
-	p.lines = append(p.lines, req.Method+" "+req.RequestURI+" "+strings.Join(req.Header.Values("X-Api-Key"), ","))
-	p.mu.Unlock()
-	if req.Method != http.MethodConnect {
-		io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-		return
-	}
-	up, err := net.Dial("tcp", req.RequestURI)
-	if err != nil {
-		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-		return
-	}
-	defer up.Close()
-	io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-	go io.Copy(up, br)
-	io.Copy(c, up)
+		return "HTTP/1.1 200 Connection established\r\n\r\n"
+	})
 }
 
 // A plain-http upstream is reached through a CONNECT tunnel: the proxy
@@ -73,7 +31,7 @@ func TestUpstreamThroughConnectTunnel(t *testing.T) {
 	}))
 	defer up.Close()
 	px := startConnectProxy(t)
-	env := map[string]string{"HTTPS_PROXY": "http://" + px.ln.Addr().String()}
+	env := map[string]string{"HTTPS_PROXY": "http://" + px.Addr}
 	tr := upstreamTransport(func(k string) string { return env[k] })
 	routes := []LoadedRoute{{Route: Route{Name: "r", Path: "/r/", Upstream: up.URL, Header: "x-api-key", Format: "{token}", TokenFile: "tokens/r"}, Token: "sk-tunnel-token-123456"}}
 	h, err := NewHandler(nil, nil, routes, tr)
@@ -91,29 +49,24 @@ func TestUpstreamThroughConnectTunnel(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "upstream ok" || got != "sk-tunnel-token-123456" {
 		t.Fatalf("status %d body %q upstream saw %q", resp.StatusCode, body, got)
 	}
-	px.mu.Lock()
-	defer px.mu.Unlock()
-	if len(px.lines) != 1 || !strings.HasPrefix(px.lines[0], "CONNECT "+strings.TrimPrefix(up.URL, "http://")+" ") || strings.Contains(px.lines[0], "sk-") {
-		t.Fatalf("proxy saw %q", px.lines)
+	// What the proxy saw: the request line and every header.
+	var lines []string
+	for _, r := range px.Requests() {
+		var hdr strings.Builder
+		r.Header.Write(&hdr)
+		lines = append(lines, r.Method+" "+r.RequestURI+" "+hdr.String())
+	}
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "CONNECT "+strings.TrimPrefix(up.URL, "http://")+" ") || strings.Contains(lines[0], "sk-") {
+		t.Fatalf("proxy saw %q", lines)
 	}
 }
 
 // A refused CONNECT becomes a 502 for the agent, with egress's reason.
 func TestUpstreamTunnelRefused(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			http.ReadRequest(bufio.NewReader(c))
-			io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nContent-Length: 21\r\n\r\nnot in the allowlist\n")
-			c.Close()
-		}
-	}()
-	env := map[string]string{"HTTP_PROXY": "http://" + ln.Addr().String()}
+	px := connecttest.Start(t, false, func(*http.Request) string {
+		return "HTTP/1.1 403 Forbidden\r\nContent-Length: 21\r\n\r\nnot in the allowlist\n"
+	})
+	env := map[string]string{"HTTP_PROXY": "http://" + px.Addr}
 	tr := upstreamTransport(func(k string) string { return env[k] })
 	routes := []LoadedRoute{{Route: Route{Name: "r", Path: "/r/", Upstream: "http://refused.test", Header: "x-api-key", Format: "{token}", TokenFile: "tokens/r"}, Token: "sk-tunnel-token-123456"}}
 	h, err := NewHandler(nil, nil, routes, tr)

@@ -412,3 +412,31 @@ func FuzzParseHostPort(f *testing.F) {
 		}
 	})
 }
+
+// A rule reserved for a sidecar serves that sidecar only: the agent gets
+// a refusal that says where to go instead.
+func TestDecideReservedRules(t *testing.T) {
+	p := &Policy{Rules: []Rule{
+		{Host: "api.anthropic.com", Port: 443, Client: "cred-proxy", Source: "route anthropic"},
+		{Host: "github.com", Port: 22, Client: "git-gate", Source: "git app"},
+		{Host: "github.com", Port: 443, Source: "manifest"},
+	}}
+	cases := []struct {
+		req    Request
+		allow  bool
+		reason string
+	}{
+		{Request{Method: "CONNECT", Host: "api.anthropic.com", Port: 443, Client: "cred-proxy"}, true, ""},
+		{Request{Method: "CONNECT", Host: "api.anthropic.com", Port: 443}, false, "reserved for the cred-proxy sidecar"},
+		{Request{Method: "CONNECT", Host: "api.anthropic.com", Port: 443, Client: "git-gate"}, false, "reserved for the cred-proxy sidecar"},
+		{Request{Method: "CONNECT", Host: "github.com", Port: 22, Client: "git-gate"}, true, ""},
+		{Request{Method: "CONNECT", Host: "github.com", Port: 22}, false, "port not in the allowlist"},
+		{Request{Method: "CONNECT", Host: "github.com", Port: 443}, true, ""},
+	}
+	for _, tc := range cases {
+		v := Decide(p, tc.req)
+		if v.Allow != tc.allow || !strings.Contains(v.Reason, tc.reason) {
+			t.Errorf("%+v: %+v", tc.req, v)
+		}
+	}
+}

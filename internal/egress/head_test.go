@@ -184,23 +184,29 @@ func TestKeptAliveHonestRequests(t *testing.T) {
 }
 
 // Pipelined heads (sent before the previous answer) are never forwarded
-// on a head that was not checked.
+// on a head that was not checked, whether the first request has a body
+// or none.
 func TestPipelinedHeadsRefused(t *testing.T) {
-	for _, second := range []string{
-		"GET http://allowed.test/b HTTP/1.1\r\nHost: evil.test\r\n\r\n",
-		secret + " http://allowed.test/b HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
+	for _, first := range []string{
+		"POST http://allowed.test/a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 0\r\n\r\n",
+		"GET http://allowed.test/a HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
 	} {
-		h := newHarness(t, testPolicy(), []string{secret}, testAnswers())
-		u := newHTTPUpstream(t, h)
-		k := dialKept(t, h)
-		k.send("POST http://allowed.test/a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 0\r\n\r\n" + second)
-		k.response()
-		if code, body, ok := k.response(); ok && code == 200 {
-			t.Fatalf("pipelined %q forwarded: %q", second, body)
-		}
-		for _, r := range u.reqs {
-			if r.URL.Path == "/b" {
-				t.Fatalf("upstream got %s %s", r.Method, r.URL)
+		for _, second := range []string{
+			"GET http://allowed.test/b HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+			secret + " http://allowed.test/b HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
+		} {
+			h := newHarness(t, testPolicy(), []string{secret}, testAnswers())
+			u := newHTTPUpstream(t, h)
+			k := dialKept(t, h)
+			k.send(first + second)
+			k.response()
+			if code, body, ok := k.response(); ok && code == 200 {
+				t.Fatalf("pipelined %q after %q forwarded: %q", second, first, body)
+			}
+			for _, r := range u.reqs {
+				if r.URL.Path == "/b" {
+					t.Fatalf("upstream got %s %s", r.Method, r.URL)
+				}
 			}
 		}
 	}
@@ -303,5 +309,26 @@ func TestRequestTrailersNotForwarded(t *testing.T) {
 	r := u.last()
 	if r == nil || len(r.Trailer) != 0 {
 		t.Fatalf("upstream got trailers %v", r)
+	}
+}
+
+// A kept-alive client connection carries several requests, each checked
+// on its own head: two allowed ones, then a Host mismatch, refused.
+func TestKeepAliveRequestsCheckedEach(t *testing.T) {
+	h := newHarness(t, testPolicy(), nil, testAnswers())
+	newHTTPUpstream(t, h)
+	k := dialKept(t, h)
+	for _, step := range []struct {
+		head, body string
+		code       int
+	}{
+		{"GET http://allowed.test/one HTTP/1.1\r\nHost: allowed.test\r\n\r\n", "hello allowed.test /one", 200},
+		{"GET http://allowed.test/two HTTP/1.1\r\nHost: allowed.test\r\n\r\n", "hello allowed.test /two", 200},
+		{"GET http://allowed.test/three HTTP/1.1\r\nHost: evil.test\r\n\r\n", "host header mismatch", 403},
+	} {
+		k.send(step.head)
+		if code, body, ok := k.response(); !ok || code != step.code || !strings.Contains(body, step.body) {
+			t.Fatalf("%q: %d %q (open %v)", step.head, code, body, ok)
+		}
 	}
 }

@@ -4,13 +4,12 @@
 package egress
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/claude-bottle/claude-bottle/internal/jsonstrict"
 )
 
 // Policy is egress/policy.json (docs/sidecar-contract.md), written only by
@@ -165,7 +164,7 @@ func matchHost(pattern, host string) bool {
 // ParsePolicy decodes policy.json strictly and validates it.
 func ParsePolicy(data []byte) (*Policy, error) {
 	var p Policy
-	if err := decodeStrict(data, &p); err != nil {
+	if err := jsonstrict.Decode(data, &p); err != nil {
 		return nil, fmt.Errorf("decode policy: %w", err)
 	}
 	if err := p.Validate(); err != nil {
@@ -177,22 +176,10 @@ func ParsePolicy(data []byte) (*Policy, error) {
 // ParseSecrets decodes secrets.json strictly.
 func ParseSecrets(data []byte) (*Secrets, error) {
 	var s Secrets
-	if err := decodeStrict(data, &s); err != nil {
+	if err := jsonstrict.Decode(data, &s); err != nil {
 		return nil, fmt.Errorf("decode secrets: %w", err)
 	}
 	return &s, nil
-}
-
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON value")
-	}
-	return nil
 }
 
 // Validate checks every rule names a host (or "*.domain") that Decide could

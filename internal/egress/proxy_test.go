@@ -507,3 +507,37 @@ func atoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// localhost is loopback by definition: refused as such (403), not left to
+// a resolver that may fail (502) or answer anything.
+func TestLocalhostRefusedAsLoopback(t *testing.T) {
+	h := newHarness(t, &Policy{Rules: []Rule{{Host: "localhost"}, {Host: "api.localhost"}}}, nil, nil)
+	for _, target := range []string{"localhost:443", "api.localhost:443"} {
+		resp, body, _, _ := h.connect(target)
+		if resp.StatusCode != 403 || !strings.Contains(body, "loopback") {
+			t.Errorf("CONNECT %s: %d %q", target, resp.StatusCode, body)
+		}
+	}
+	if n := h.res.count("localhost") + h.res.count("api.localhost"); n != 0 {
+		t.Errorf("resolver asked %d times for localhost", n)
+	}
+}
+
+// The proxy tells sidecars from the agent by address, as the bottle's DNS
+// names them; a failed lookup leaves the reserved rules closed.
+func TestProxyReservedForSidecarAddress(t *testing.T) {
+	pol := &Policy{Rules: []Rule{{Host: "upstream.test", Port: 443, Client: "cred-proxy"}}}
+	h := newHarness(t, pol, nil, map[string][][]string{"upstream.test": {{"93.184.216.34"}}, "cred-proxy": {{"10.9.9.9"}}})
+	// The test client connects from 127.0.0.1, which is not cred-proxy.
+	resp, body, _, _ := h.connect("upstream.test:443")
+	if resp.StatusCode != 403 || !strings.Contains(body, "reserved for the cred-proxy sidecar") {
+		t.Fatalf("agent use of a reserved rule: %d %q", resp.StatusCode, body)
+	}
+	h2 := newHarness(t, pol, nil, map[string][][]string{"upstream.test": {{"127.0.0.1"}}, "cred-proxy": {{"127.0.0.1"}}})
+	if role := h2.p.clientRole(t.Context(), h2.p.cfg.Load(), "127.0.0.1:5555"); role != "cred-proxy" {
+		t.Fatalf("role %q", role)
+	}
+	if role := h2.p.clientRole(t.Context(), h2.p.cfg.Load(), "127.0.0.2:5555"); role != "" {
+		t.Fatalf("role for another address %q", role)
+	}
+}

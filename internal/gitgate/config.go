@@ -4,15 +4,15 @@
 package gitgate
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/claude-bottle/claude-bottle/internal/giturl"
+	"github.com/claude-bottle/claude-bottle/internal/jsonstrict"
 )
 
 // Config is git-gate/repos.json (docs/sidecar-contract.md).
@@ -58,9 +58,7 @@ func LoadConfig(dir string, allowFile bool) (Config, error) {
 
 func parseConfig(b []byte, allowFile bool) (Config, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := jsonstrict.Decode(b, &c); err != nil {
 		return Config{}, fmt.Errorf("decode repos.json: %w", err)
 	}
 	if err := c.Validate(allowFile); err != nil {
@@ -117,31 +115,20 @@ func (c Config) Validate(allowFile bool) error {
 	return nil
 }
 
-var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^-\s][^\s]*$`)
-
-// upstreamKind classifies an upstream as ssh, https, http or file. Anything
-// git would interpret as another transport (ext::, fd::, a leading "-") is
-// refused: the URL ends up on a git command line.
+// upstreamKind classifies an upstream as ssh, https, http or file, by
+// giturl's syntax, which refuses anything git would read as another
+// transport (ext::, fd::) or an option (a leading "-"): the URL ends up on
+// a git command line. http and file are for tests only (allowFile).
 func upstreamKind(u string, allowFile bool) (string, error) {
+	p, err := giturl.Parse(u)
+	if err != nil {
+		return "", fmt.Errorf("invalid upstream: %w", err)
+	}
 	switch {
-	case u == "" || strings.HasPrefix(u, "-") || strings.ContainsAny(u, " \t\r\n\x00"):
-		return "", fmt.Errorf("invalid upstream %q", u)
-	case scpLike.MatchString(u):
-		return "ssh", nil
-	case strings.HasPrefix(u, "ssh://"):
-		if _, err := url.Parse(u); err != nil {
-			return "", fmt.Errorf("invalid upstream %q: %w", u, err)
-		}
-		return "ssh", nil
-	case strings.HasPrefix(u, "https://"):
-		if _, err := url.Parse(u); err != nil {
-			return "", fmt.Errorf("invalid upstream %q: %w", u, err)
-		}
-		return "https", nil
-	case allowFile && strings.HasPrefix(u, "http://"):
-		return "http", nil
-	case allowFile && (strings.HasPrefix(u, "file://") || filepath.IsAbs(u)):
-		return "file", nil
+	case p.Scheme == "ssh" || p.Scheme == "https":
+		return p.Scheme, nil
+	case allowFile && (p.Scheme == "http" || p.Scheme == "file"):
+		return p.Scheme, nil
 	}
 	return "", fmt.Errorf("upstream %q is neither ssh (user@host:path, ssh://) nor https://", u)
 }

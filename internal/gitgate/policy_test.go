@@ -103,6 +103,10 @@ func TestConfigValidate(t *testing.T) {
 		{"key on https", `{"repos":[{"name":"x","upstream":"https://h/x","key_file":"k"}]}`, false, "only for ssh"},
 		{"format without token", `{"repos":[{"name":"x","upstream":"https://h/x","token_file":"t","format":"Bearer"}]}`, false, "{token}"},
 		{"bad pattern", `{"repos":[{"name":"x","upstream":"https://h/x","push":{"branches":["["]}}]}`, false, "bad branch pattern"},
+		{"trailing value", `{"repos":[]}{"repos":[{"name":"x","upstream":"https://h/x"}]}`, false, "trailing data"},
+		{"trailing brace", `{"repos":[{"name":"x","upstream":"https://h/x"}]}}`, false, "trailing data"},
+		{"scp without user", `{"repos":[{"name":"x","upstream":"h:x","key_file":"k"}]}`, false, "names no user"},
+		{"scp host option", `{"repos":[{"name":"x","upstream":"git@-oProxyCommand=x:app","key_file":"k"}]}`, false, "invalid upstream"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -186,15 +186,20 @@ func (a *Applier) addRoute(ctx context.Context, dir string, req supervise.Reques
 			return fmt.Errorf("route %s already exists", name)
 		}
 	}
+	// The canary's list is read before anything is written: rewriting it
+	// from a failed read would drop the tokens already in it, and egress
+	// would then let them out.
+	secPath := filepath.Join(dir, stage.EgressSecrets)
+	sec, err := readSecrets(secPath)
+	if err != nil {
+		return fmt.Errorf("route %s not added: %w", name, err)
+	}
 	rel := "tokens/" + name
 	if err := writeOwnedRaw(filepath.Join(dir, stage.CredProxyDir, rel), []byte(tok), 0o400); err != nil {
 		return err
 	}
 	cfg.Routes = append(cfg.Routes, credproxy.Route{Name: name, Path: "/" + name + "/", Upstream: req.Route.Upstream,
 		Header: cred.Header, Format: cred.Format, TokenFile: rel})
-	var sec egress.Secrets
-	secPath := filepath.Join(dir, stage.EgressSecrets)
-	_ = readJSON(secPath, &sec)
 	sec.Values = append(sec.Values, tok)
 	if err := writeOwned(secPath, sec, 0o400); err != nil {
 		return err
@@ -233,6 +238,22 @@ func (a *Applier) refreshCurrentConfig(dir string, rules []egress.Rule) error {
 		}
 	}
 	return nil
+}
+
+// readSecrets reads the egress canary's list strictly, as egress does.
+// Every failure is an error, a missing file too: Prepare always writes
+// one, so its absence means the stage directory is not what it wrote, and
+// a list started afresh would leave the earlier routes' tokens out.
+func readSecrets(path string) (egress.Secrets, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return egress.Secrets{}, fmt.Errorf("read the egress canary's secrets: %w", err)
+	}
+	s, err := egress.ParseSecrets(b)
+	if err != nil {
+		return egress.Secrets{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return *s, nil
 }
 
 func readJSON(path string, v any) error {

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -300,4 +301,92 @@ func TestApplyWaitsForReload(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("confirmed reload: %v", err)
 	}
+}
+
+// Adding a route appends its token to the egress canary's list. When that
+// list cannot be read, the route is refused and nothing is written:
+// rewriting the list from a failed read would drop the tokens already in
+// it, and egress would let them out.
+func TestApplyRouteKeepsCanarySecrets(t *testing.T) {
+	env := envOf(map[string]string{"ANTHROPIC_API_KEY": "sk-real-token-123456", "GH": "gh-token-abcdef123"})
+	route := supervise.Request{ID: "r-2", Kind: supervise.KindRoute, Route: &supervise.RouteAsk{Service: "github", Upstream: "https://api.github.com"}}
+	opts := supervise.ApplyOptions{Credential: &manifest.Credential{Env: "GH"}}
+	setup := func(t *testing.T) (*Applier, string, string) {
+		p := testPlan(t)
+		state := t.TempDir()
+		dir := stage.InstanceDir(state, p.Instance)
+		if err := Prepare(context.Background(), p, dir, stage.LogDir(state, p.Instance), "", env); err != nil {
+			t.Fatal(err)
+		}
+		return &Applier{State: state, Getenv: env}, p.Instance, dir
+	}
+	t.Run("appended", func(t *testing.T) {
+		a, inst, dir := setup(t)
+		if err := a.Apply(context.Background(), inst, route, opts); err != nil {
+			t.Fatal(err)
+		}
+		var sec egress.Secrets
+		if err := readJSON(filepath.Join(dir, stage.EgressSecrets), &sec); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(sec.Values, ",") != "sk-real-token-123456,gh-token-abcdef123" {
+			t.Fatalf("canary values: %d, want the launch token and the route's", len(sec.Values))
+		}
+	})
+	unreadable := map[string]func(path string) error{
+		"corrupt": func(path string) error {
+			return os.WriteFile(path, []byte(`{"values": ["sk-real-token-123456"`), 0o400)
+		},
+		"unknown": func(path string) error {
+			return os.WriteFile(path, []byte(`{"vals": ["sk-real-token-123456"]}`), 0o400)
+		},
+		"missing":   func(path string) error { return os.Remove(path) },
+		"directory": func(path string) error { os.Remove(path); return os.Mkdir(path, 0o700) },
+	}
+	for name, spoil := range unreadable {
+		t.Run(name, func(t *testing.T) {
+			a, inst, dir := setup(t)
+			secPath := filepath.Join(dir, stage.EgressSecrets)
+			if err := spoil(secPath); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshot(t, dir)
+			err := a.Apply(context.Background(), inst, route, opts)
+			if err == nil || !strings.Contains(err.Error(), "github") {
+				t.Fatalf("route added over an unreadable canary list: %v", err)
+			}
+			if strings.Contains(err.Error(), "gh-token") || strings.Contains(err.Error(), "sk-real") {
+				t.Fatalf("a token in the error: %v", err)
+			}
+			if after := snapshot(t, dir); after != before {
+				t.Fatalf("a refused route changed the stage directory:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+}
+
+// snapshot lists every path under dir with its content's length and hash.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if d.IsDir() {
+			fmt.Fprintf(&b, "%s/\n", rel)
+			return nil
+		}
+		c, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %d %x\n", rel, len(c), sha256.Sum256(c))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

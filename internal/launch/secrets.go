@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
+	"github.com/claude-bottle/claude-bottle/internal/oneline"
 )
 
 // errNoValue says a credential source is not set on this host.
@@ -41,7 +42,7 @@ func ResolveCredential(ctx context.Context, c manifest.Credential, getenv func(s
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Run(); err != nil {
 			// stderr may say why (not logged in, say); it does not hold the token.
-			return "", fmt.Errorf("token command `%s` failed: %v: %s", strings.Join(c.Command, " "), err, firstLine(errb.String()))
+			return "", fmt.Errorf("token command `%s` failed: %v: %s", strings.Join(c.Command, " "), err, oneline.First(errb.String()))
 		}
 		v = out.String()
 	default:
@@ -86,15 +87,4 @@ func resolveFirst(ctx context.Context, what string, creds []manifest.Credential,
 		tried = append(tried, c.Describe())
 	}
 	return "", manifest.Credential{}, fmt.Errorf("%s has no token: set %s on the host", what, strings.Join(tried, " or "))
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
 }

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/claude-bottle/claude-bottle/internal/giturl"
 )
 
 var (
@@ -21,10 +23,6 @@ var (
 	// Docker's own network name rule.
 	networkRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 	memoryRE  = regexp.MustCompile(`^([0-9]+)([bkmgBKMG]?)$`)
-	// scp-like git URLs: user@host:path, as git-gate accepts them. Neither
-	// host nor path may start with "-", so ssh and git never read them as
-	// options.
-	scpRE = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9][A-Za-z0-9.-]*:[^\s-]\S*$`)
 	// Route paths are compared byte for byte, so they hold plain segments
 	// only (the same rule cred-proxy applies to routes.json).
 	routePathRE = regexp.MustCompile(`^/([A-Za-z0-9_~-][A-Za-z0-9._~-]*/)+$`)
@@ -441,39 +439,23 @@ func validHeaderName(s string) bool {
 }
 
 // upstreamKind classifies a git upstream as "ssh" or "https", or says
-// what is wrong with it.
+// what is wrong with it. The syntax is giturl's, as git-gate reads it;
+// which schemes a manifest may use is decided here.
 func upstreamKind(s string) (kind, problem string) {
-	switch {
-	case s == "":
-		return "", "upstream is required"
-	case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-		return "", fmt.Sprintf("%q must not contain spaces or control characters", s)
-	case strings.HasPrefix(s, "https://"), strings.HasPrefix(s, "ssh://"):
-		u, err := url.Parse(s)
-		if err != nil {
-			return "", fmt.Sprintf("not a valid URL: %v", err)
+	u, err := giturl.Parse(s)
+	if err != nil {
+		return "", err.Error()
+	}
+	switch u.Scheme {
+	case "https":
+		if u.User != "" {
+			return "", "must not contain a user or password; the credential goes under token"
 		}
-		if strings.HasPrefix(u.Host, "-") {
-			// ssh would read such a host as an option (-oProxyCommand=...).
-			return "", fmt.Sprintf("%q: the host must not start with \"-\"", s)
-		}
-		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
-			return "", fmt.Sprintf("%q needs a host and a repository path", s)
-		}
-		if u.RawQuery != "" || u.Fragment != "" {
-			return "", fmt.Sprintf("%q must not have a query or fragment", s)
-		}
-		if u.Scheme == "https" {
-			if u.User != nil {
-				return "", "must not contain a user or password; the credential goes under token"
-			}
-			return "https", ""
-		}
+		return "https", ""
+	case "ssh":
 		return "ssh", ""
-	case strings.HasPrefix(s, "http://"):
+	case "http":
 		return "", "plain http is not allowed for git; use https or ssh"
-	case !strings.Contains(s, "://") && scpRE.MatchString(s):
-		return "ssh", ""
 	}
 	return "", fmt.Sprintf("must be an ssh (user@host:path or ssh://host/path) or https URL, got %q", s)
 }

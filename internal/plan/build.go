@@ -12,6 +12,7 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/internal/egress"
 	"github.com/claude-bottle/claude-bottle/internal/gitgate"
+	"github.com/claude-bottle/claude-bottle/internal/giturl"
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
@@ -33,17 +34,47 @@ const (
 
 var instanceRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 
+// PickAgent returns the agent a launch is for: the one named, else the
+// manifest's only agent, else "claude". run and plan pick with it before
+// anything else happens, so a wrong name creates nothing.
+func PickAgent(m *manifest.Manifest, name string) (string, error) {
+	if name != "" {
+		if _, ok := m.Agents[name]; !ok {
+			return "", unknownAgent(m, name)
+		}
+		return name, nil
+	}
+	if len(m.Agents) == 1 {
+		for n := range m.Agents {
+			return n, nil
+		}
+	}
+	if _, ok := m.Agents["claude"]; ok {
+		return "claude", nil
+	}
+	return "", fmt.Errorf("the manifest defines several agents (%s): name one", agentNames(m))
+}
+
+// unknownAgent is the one error for a name the manifest does not define.
+func unknownAgent(m *manifest.Manifest, name string) error {
+	return fmt.Errorf("%w %q: the manifest defines %s", ErrUnknownAgent, name, agentNames(m))
+}
+
+func agentNames(m *manifest.Manifest) string {
+	names := make([]string, 0, len(m.Agents))
+	for n := range m.Agents {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
 // Build decides everything one launch of opts.Agent will do. It reads
 // nothing but its arguments.
 func Build(m *manifest.Manifest, opts Options, obs Observed, host Host) (*Plan, error) {
 	agent, ok := m.Agents[opts.Agent]
 	if !ok {
-		names := make([]string, 0, len(m.Agents))
-		for n := range m.Agents {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return nil, fmt.Errorf("%w %q: the manifest defines %s", ErrUnknownAgent, opts.Agent, strings.Join(names, ", "))
+		return nil, unknownAgent(m, opts.Agent)
 	}
 	bottle, ok := m.Bottles[agent.Bottle]
 	if !ok {
@@ -160,8 +191,10 @@ func allowlist(b *manifest.Bottle) []egress.Rule {
 		}
 	}
 	for _, r := range b.Git.Repos {
-		if host, port := gitHostPort(r.Upstream); host != "" {
-			add(egress.Rule{Host: host, Port: port, AllowPrivate: privateAllowed(b, host), Source: "git " + r.Name, Client: RoleGitGate})
+		// The manifest was validated: an upstream that does not parse, or
+		// names no host (a local path), needs no rule.
+		if u, err := giturl.Parse(r.Upstream); err == nil && u.Host != "" {
+			add(egress.Rule{Host: u.Host, Port: u.Port, AllowPrivate: privateAllowed(b, u.Host), Source: "git " + r.Name, Client: RoleGitGate})
 		}
 	}
 	return out
@@ -187,35 +220,6 @@ func portOf(u *url.URL) int {
 		return 80
 	}
 	return 443
-}
-
-// gitHostPort returns the host and port an upstream URL is fetched from.
-func gitHostPort(upstream string) (string, int) {
-	if strings.Contains(upstream, "://") {
-		u, err := url.Parse(upstream)
-		if err != nil {
-			return "", 0
-		}
-		switch u.Scheme {
-		case "ssh":
-			port := 22
-			if p := u.Port(); p != "" {
-				port, _ = strconv.Atoi(p)
-			}
-			return u.Hostname(), port
-		default:
-			return u.Hostname(), portOf(u)
-		}
-	}
-	// scp-like: [user@]host:path
-	hostPart, _, ok := strings.Cut(upstream, ":")
-	if !ok {
-		return "", 0
-	}
-	if _, h, ok := strings.Cut(hostPart, "@"); ok {
-		hostPart = h
-	}
-	return hostPart, 22
 }
 
 func routes(b *manifest.Bottle) []Route {

@@ -434,3 +434,75 @@ func TestStateAndWork(t *testing.T) {
 		t.Errorf("leftover workspace volume: %v, want ErrOrphan", err)
 	}
 }
+
+// The egress rule for a repository comes from giturl's reading of its
+// upstream: an scp-like path that looks like a port is still port 22.
+func TestGitUpstreamRule(t *testing.T) {
+	for upstream, want := range map[string]string{
+		"git@git.example.com:2222/app.git":         "git.example.com:22",
+		"ssh://git@git.example.com:2222/app.git":   "git.example.com:2222",
+		"ssh://git@git.example.com/app.git":        "git.example.com:22",
+		"https://git.example.com/app.git":          "git.example.com:443",
+		"https://git.example.com:8443/app.git":     "git.example.com:8443",
+		"ssh://git@[2001:db8::7]:2200/srv/app.git": "2001:db8::7:2200",
+	} {
+		m := loadCase(t, "git.yaml")
+		m.Bottles[m.Agents["dev"].Bottle].Git.Repos[0].Upstream = upstream
+		p, err := Build(m, Options{Agent: "dev"}, Observed{}, testHost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range p.Spec.Allowlist {
+			if r.Client == RoleGitGate {
+				got = append(got, fmt.Sprintf("%s:%d", r.Host, r.Port))
+			}
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: git-gate rules %v, want %s", upstream, got, want)
+		}
+	}
+}
+
+// PickAgent picks the named agent, else the only one, else "claude"; an
+// unknown name is the same error from PickAgent and from Build.
+func TestPickAgent(t *testing.T) {
+	agents := func(names ...string) *manifest.Manifest {
+		m := &manifest.Manifest{Agents: map[string]*manifest.Agent{}}
+		for _, n := range names {
+			m.Agents[n] = &manifest.Agent{}
+		}
+		return m
+	}
+	cases := []struct {
+		m            *manifest.Manifest
+		name, want   string
+		errHas       string
+		unknownAgent bool
+	}{
+		{m: agents("dev"), want: "dev"},
+		{m: agents("dev"), name: "dev", want: "dev"},
+		{m: agents("dev", "claude"), want: "claude"},
+		{m: agents("dev", "claude"), name: "dev", want: "dev"},
+		{m: agents("b", "a"), errHas: "several agents (a, b): name one"},
+		{m: agents("b", "a"), name: "c", errHas: `unknown agent "c": the manifest defines a, b`, unknownAgent: true},
+	}
+	for _, tc := range cases {
+		got, err := PickAgent(tc.m, tc.name)
+		if tc.errHas == "" {
+			if err != nil || got != tc.want {
+				t.Errorf("PickAgent(%v, %q) = %q, %v; want %q", agentNames(tc.m), tc.name, got, err, tc.want)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.errHas) || errors.Is(err, ErrUnknownAgent) != tc.unknownAgent {
+			t.Errorf("PickAgent(%v, %q) = %q, %v; want an error with %q", agentNames(tc.m), tc.name, got, err, tc.errHas)
+		}
+	}
+	m := manifest.Default()
+	_, picked := PickAgent(m, "nope")
+	_, built := Build(m, Options{Agent: "nope"}, Observed{}, testHost)
+	if picked == nil || built == nil || picked.Error() != built.Error() {
+		t.Errorf("PickAgent says %v, Build says %v", picked, built)
+	}
+}

@@ -21,7 +21,6 @@ const (
 	GitGateRepos     = "git-gate/repos.json"
 	GitGateKeys      = "git-gate/keys"
 	GitGateKnown     = "git-gate/known_hosts"
-	SuperviseDir     = "supervise"
 	SuperviseReqs    = "supervise/requests"
 	SuperviseDecided = "supervise/decisions"
 	// LogsDir in a plan's mounts stands for LogDir(state, instance), which

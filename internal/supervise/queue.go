@@ -4,7 +4,6 @@
 package supervise
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/claude-bottle/claude-bottle/internal/jsonstrict"
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
@@ -254,18 +254,6 @@ func readFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON object")
-	}
-	return nil
-}
-
 // readRequest reads and validates dir/ID.json; its id must match its name.
 func readRequest(dir, id string) (Request, error) {
 	b, err := readFile(filepath.Join(dir, id+".json"))
@@ -273,7 +261,7 @@ func readRequest(dir, id string) (Request, error) {
 		return Request{}, err
 	}
 	var r Request
-	if err := decodeStrict(b, &r); err != nil {
+	if err := jsonstrict.Decode(b, &r); err != nil {
 		return Request{}, fmt.Errorf("request %s: %w", id, err)
 	}
 	if r.ID != id {
@@ -325,7 +313,7 @@ func readDecision(dir, id string) *Decision {
 		return nil
 	}
 	var d Decision
-	if decodeStrict(b, &d) != nil || d.ID != id || d.Validate() != nil {
+	if jsonstrict.Decode(b, &d) != nil || d.ID != id || d.Validate() != nil {
 		return nil
 	}
 	return &d

@@ -23,10 +23,9 @@ import (
 // Options configures the supervise sidecar. Zero values take the defaults
 // in docs/sidecar-contract.md.
 type Options struct {
-	ConfigDir string // unused: the sidecar has no config of its own yet
-	LogDir    string // audit log directory; "" discards audit events
-	Instance  string
-	Listen    string // ":8080" when empty
+	LogDir   string // audit log directory; "" discards audit events
+	Instance string
+	Listen   string // ":8080" when empty
 	// RequestsDir and DecisionsDir default to /var/lib/supervise/requests
 	// and /var/lib/supervise/decisions. DecisionsDir is only ever read.
 	RequestsDir, DecisionsDir string
