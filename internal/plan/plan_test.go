@@ -36,6 +36,11 @@ var goldenCases = []goldenCase{
 	{name: "default", opts: Options{Agent: "claude"}},
 	{name: "default-command", opts: Options{Agent: "claude", Command: []string{"sh", "-c", "id -u"}}},
 	{name: "default-runsc", opts: Options{Agent: "claude", TTY: true}, host: func(h Host) Host { h.Runsc = true; h.RunscNote = ""; return h }},
+	{name: "default-env-runc", opts: Options{Agent: "claude"}, host: func(h Host) Host {
+		h.Runsc, h.RunscNote = true, ""
+		h.Env = map[string]string{"CLAUDE_BOTTLE_RUNTIME": "runc"}
+		return h
+	}},
 	{name: "default-second", opts: Options{Agent: "claude"}, obs: Observed{Resources: []Resource{
 		{Name: "claude-bottle-claude", Kind: "container", Live: true},
 		{Name: "claude-bottle-claude-net", Kind: "network", Live: true},

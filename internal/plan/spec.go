@@ -81,9 +81,13 @@ type File struct {
 
 // DockerPlan is how Docker runs the Spec.
 type DockerPlan struct {
-	Runtime    string      `json:"runtime"`
-	Networks   []Network   `json:"networks"`
-	Containers []Container `json:"containers"`
+	// Runtime is the OCI runtime of the agent and every sidecar.
+	Runtime string `json:"runtime"`
+	// RuntimeReason says why: the setting that chose it and what the
+	// runsc probe found.
+	RuntimeReason string      `json:"runtime_reason"`
+	Networks      []Network   `json:"networks"`
+	Containers    []Container `json:"containers"`
 }
 
 // Network is one network the launch creates.

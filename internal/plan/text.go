@@ -24,7 +24,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 	if s.DerivedImage != "" {
 		fmt.Fprintf(&b, "derived   %s (with %s copied to /workspace)\n", s.DerivedImage, s.Cwd)
 	}
-	fmt.Fprintf(&b, "runtime   %s\n", p.Docker.Runtime)
+	fmt.Fprintf(&b, "runtime   %s for the agent and every sidecar (%s)\n", p.Docker.Runtime, p.Docker.RuntimeReason)
 	fmt.Fprintf(&b, "command   %s\n", quoteArgs(s.Command))
 	fmt.Fprintf(&b, "sidecars  %s\n", strings.Join(s.Sidecars, ", "))
 	b.WriteString("\negress allowlist:\n")
@@ -81,7 +81,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 	}
 	b.WriteString("\ncontainers:\n")
 	for _, c := range p.Docker.Containers {
-		fmt.Fprintf(&b, "  %-34s %-10s %s on %s", c.Name, c.Role, c.Image, c.Network)
+		fmt.Fprintf(&b, "  %-34s %-10s %-5s %s on %s", c.Name, c.Role, c.Runtime, c.Image, c.Network)
 		if len(c.Join) > 0 {
 			fmt.Fprintf(&b, " + %s", strings.Join(c.Join, ", "))
 		}
