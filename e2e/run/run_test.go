@@ -101,7 +101,8 @@ func TestRunInsideTheBottle(t *testing.T) {
 		`gwip=$(printf '%d.%d.%d.%d' 0x$(echo $gw | cut -c7-8) 0x$(echo $gw | cut -c5-6) 0x$(echo $gw | cut -c3-4) 0x$(echo $gw | cut -c1-2))`,
 		`echo "gateway=$gwip"`,
 		`curl -s -m 5 --noproxy '*' http://$gwip:$HOST_PORT/ && echo host-reached || echo host-unreachable`,
-		`echo "ifaces=$(ls /sys/class/net | tr '\n' ' ')"`,
+		// /proc/net/dev, not /sys/class/net: gVisor has no /sys/class/net.
+		`echo "ifaces=$(awk 'NR>2 {sub(":", "", $1); print $1}' /proc/net/dev | sort | tr '\n' ' ')"`,
 		`for h in egress cred-proxy supervise; do getent hosts $h >/dev/null && echo "resolves $h"; done`,
 		`touch /etc/claude-bottle/current-config/x 2>/dev/null && echo config-writable || echo config-readonly`,
 		`echo "greeting=$GREETING forwarded=$FORWARDED_SECRET"`,
@@ -130,9 +131,13 @@ func TestRunInsideTheBottle(t *testing.T) {
 		}
 	}
 	// gVisor when it works, else runc with a one-line notice (gVisor
-	// reports its own kernel version, 4.4.0).
+	// reports its own kernel version: 4.4.0 in older releases, now
+	// 4.19.0-gvisor).
 	notice := strings.Contains(r.Stderr, "gVisor (runsc) is not used")
-	underGVisor := strings.Contains(out, "kernel=4.4.0")
+	underGVisor := strings.Contains(out, "kernel=4.4.0") || strings.Contains(out, "-gvisor\n")
+	if e.Runtime != "" && underGVisor != (e.Runtime == "runsc") {
+		t.Errorf("the agent's kernel says gVisor=%v, but the bottle must run under %s", underGVisor, e.Runtime)
+	}
 	if notice == underGVisor {
 		t.Errorf("runtime: notice=%v, under gVisor=%v; want exactly one", notice, underGVisor)
 	}
@@ -159,6 +164,7 @@ func TestStageFilesWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLine(t, stdout, "ready")
+	e.AssertRuntime(c, inst)
 	dir := filepath.Join(e.State, "instances", inst)
 	var files int
 	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {

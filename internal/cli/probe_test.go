@@ -16,6 +16,7 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/e2e/e2etest"
 	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/launch"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 )
 
@@ -259,5 +260,24 @@ func TestReapRuntimeChoosesOnlyTheContainersProcesses(t *testing.T) {
 	}
 	if err := reapRuntime(context.Background(), root, "abc", kill, &out); err == nil {
 		t.Error("a short ID was accepted")
+	}
+}
+
+// ps names one runtime when all containers share it, else each role's,
+// and why.
+func TestRuntimeColumn(t *testing.T) {
+	for _, tc := range []struct {
+		r    launch.Running
+		want string
+	}{
+		{launch.Running{}, "-"},
+		{launch.Running{Runtime: "runc"}, "runc"},
+		{launch.Running{Runtimes: map[string]string{"agent": "runsc", "egress": "runsc"}, RuntimeReason: plan.ReasonAuto}, "runsc (auto)"},
+		{launch.Running{Runtimes: map[string]string{"agent": "runsc", "egress": "runc"}, RuntimeReason: plan.ReasonEnv}, "agent=runsc,egress=runc (CLAUDE_BOTTLE_RUNTIME)"},
+		{launch.Running{Runtimes: map[string]string{"agent": "runc"}, RuntimeReason: plan.ReasonManifest}, "runc (bottle setting)"},
+	} {
+		if got := runtimeColumn(tc.r); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.r, got, tc.want)
+		}
 	}
 }

@@ -51,10 +51,12 @@ type ContainerSpec struct {
 	NanoCPUs  int64
 	PidsLimit int64
 	// DNS lists resolver IP addresses.
-	DNS       []string
-	Sysctls   map[string]string
-	TTY       bool
-	OpenStdin bool
+	DNS []string
+	// ExtraHosts are hosts-file entries, NAME:IP.
+	ExtraHosts []string
+	Sysctls    map[string]string
+	TTY        bool
+	OpenStdin  bool
 	// StdinOnce closes the container's stdin when the attached client closes
 	// its end, so a process reading stdin sees EOF.
 	StdinOnce bool
@@ -144,6 +146,7 @@ func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 		Sysctls:        spec.Sysctls,
 		Runtime:        spec.Runtime,
 		PidMode:        container.PidMode(spec.PidMode),
+		ExtraHosts:     spec.ExtraHosts,
 	}
 	hc.Memory = spec.Memory
 	hc.NanoCPUs = spec.NanoCPUs

@@ -78,9 +78,10 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 	}
 	// Sidecars start concurrently: none needs another at start (cred-proxy
 	// and git-gate reach egress by name only when a request comes). The
-	// agent container is created as soon as egress runs (its resolver is
-	// egress's address) while the others are still getting ready; it is
-	// started only once every sidecar passed its readiness check.
+	// agent container is created as soon as every sidecar runs (its
+	// resolver is egress's address, its hosts file names each sidecar's)
+	// while they are still getting ready; it is started only once every
+	// sidecar passed its readiness check.
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -101,6 +102,17 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 		}
 		b.AgentID, b.Missing = id, missing
 	}
+	pending := len(p.Docker.Containers) - 1
+	started := func() {
+		mu.Lock()
+		pending--
+		last := pending == 0
+		mu.Unlock()
+		if last {
+			wg.Add(1)
+			go createAgent()
+		}
+	}
 	for _, c := range p.Docker.Containers {
 		if c.Role == plan.RoleAgent {
 			continue
@@ -108,10 +120,6 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 		wg.Add(1)
 		go func(c plan.Container) {
 			defer wg.Done()
-			var started func()
-			if c.Role == plan.RoleEgress {
-				started = func() { wg.Add(1); go createAgent() }
-			}
 			if err := l.startSidecar(ctx, dir, c, started); err != nil {
 				fail(err)
 			}
@@ -150,17 +158,44 @@ func (l *Launcher) createNetworks(ctx context.Context, nets []plan.Network) erro
 // createAgent creates (does not start) the agent container. Its resolver
 // is the egress DNS stub: Docker's embedded DNS answers the bottle's own
 // names and forwards everything else there, where it is refused and logged.
+// Under gVisor the embedded DNS is out of reach (it listens on the
+// loopback of the container's network namespace, and gVisor has its own
+// loopback): there the resolver is the stub itself, through a resolv.conf
+// mounted from the stage directory, and the sidecars' names come from the
+// hosts file under either runtime.
 func (l *Launcher) createAgent(ctx context.Context, dir string, p *plan.Plan, agent plan.Container) (string, []string, error) {
 	spec := l.spec(dir, agent)
-	eg, err := l.Docker.InspectContainer(ctx, p.Instance+"-"+plan.RoleEgress)
-	if err != nil {
-		return "", nil, err
+	var ip string
+	for _, c := range p.Docker.Containers {
+		if c.Role == plan.RoleAgent {
+			continue
+		}
+		info, err := l.Docker.InspectContainer(ctx, c.Name)
+		if err != nil {
+			return "", nil, err
+		}
+		addr := info.IPs[agent.Network]
+		if addr == "" {
+			return "", nil, fmt.Errorf("%s sidecar has no address on %s", c.Role, agent.Network)
+		}
+		if c.Role == plan.RoleEgress {
+			ip = addr
+		}
+		spec.ExtraHosts = append(spec.ExtraHosts, c.Role+":"+addr)
 	}
-	ip := eg.IPs[agent.Network]
 	if ip == "" {
-		return "", nil, fmt.Errorf("egress sidecar has no address on %s", agent.Network)
+		return "", nil, fmt.Errorf("the bottle has no egress sidecar on %s", agent.Network)
 	}
 	spec.DNS = []string{ip}
+	if agent.Runtime == "runsc" {
+		// In current-config: world-readable like the rest there (the
+		// agent reads it), and it holds nothing secret.
+		resolv := filepath.Join(dir, stage.CurrentConfig, "resolv.conf")
+		if err := stage.WriteFile(resolv, []byte("nameserver "+ip+"\noptions ndots:0\n"), 0o644); err != nil {
+			return "", nil, err
+		}
+		spec.Mounts = append(spec.Mounts, docker.Mount{Source: resolv, Target: "/etc/resolv.conf", ReadOnly: true})
+	}
 	env, missing := AgentEnv(p, l.Getenv)
 	spec.Env = env
 	spec.OpenStdin = true

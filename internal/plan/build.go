@@ -128,14 +128,33 @@ const (
 	ReasonEnv      = "env"      // CLAUDE_BOTTLE_RUNTIME overrides the bottle
 )
 
+// needsEngineDNS are the sidecars that resolve names through Docker's
+// embedded DNS: egress (upstreams, and services on the networks it joins,
+// by their aliases), cred-proxy and git-gate (egress, their proxy). That
+// server listens on the loopback of the container's network namespace;
+// gVisor brings its own network stack and loopback and cannot reach it
+// (gVisor issues 7469, 7523), so these stay on runc under a gVisor bottle.
+// supervise resolves nothing and runs under gVisor with the agent.
+var needsEngineDNS = map[string]bool{RoleEgress: true, RoleCredProxy: true, RoleGitGate: true}
+
+func sidecarRuntime(role, bottle string) string {
+	if bottle == "runsc" && needsEngineDNS[role] {
+		return "runc"
+	}
+	return bottle
+}
+
 // runtimeWhy is why a bottle runs under its runtime: a code for labels and
 // a sentence for the plan.
 type runtimeWhy struct{ Code, Text string }
 
-// chooseRuntime picks one OCI runtime for the agent and every sidecar: all
-// of them handle bytes the agent controls (egress parses its requests,
-// cred-proxy and git-gate relay them, supervise reads its proposals), so a
-// kernel bug reachable from one is as bad as from any.
+const dnsCaveat = "; egress, cred-proxy and git-gate stay on runc (they need Docker's embedded DNS, which gVisor cannot reach)"
+
+// chooseRuntime picks the bottle's OCI runtime: the agent's, and every
+// sidecar's that can run under it. All of them handle bytes the agent
+// controls (egress parses its requests, cred-proxy and git-gate relay
+// them, supervise reads its proposals), so each belongs under gVisor when
+// it can be (see needsEngineDNS for those that cannot yet).
 // CLAUDE_BOTTLE_RUNTIME (auto, runsc, runc) replaces the bottle's setting.
 func chooseRuntime(b *manifest.Bottle, host Host) (string, runtimeWhy, error) {
 	setting, why := b.Runtime, runtimeWhy{Code: ReasonManifest}
@@ -159,14 +178,14 @@ func chooseRuntime(b *manifest.Bottle, host Host) (string, runtimeWhy, error) {
 		if !host.Runsc {
 			return "", why, fmt.Errorf("%s, but gVisor does not work on this host: %s", src, host.RunscNote)
 		}
-		why.Text = src + "; runsc started a probe container here"
+		why.Text = src + "; runsc started a probe container here" + dnsCaveat
 		return "runsc", why, nil
 	}
 	if why.Code == ReasonManifest {
 		why.Code = ReasonAuto
 	}
 	if host.Runsc {
-		why.Text = src + ", and runsc started a probe container here"
+		why.Text = src + ", and runsc started a probe container here" + dnsCaveat
 		return "runsc", why, nil
 	}
 	why.Text = src + ", but runsc does not work here"
@@ -567,7 +586,7 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 		c.Name = inst + "-" + role
 		c.User = sidecarUser
 		c.ReadOnlyRootfs = true
-		c.Runtime = runtime
+		c.Runtime = sidecarRuntime(role, runtime)
 		c.Memory = 512 << 20
 		c.PidsLimit = 256
 		d.Containers = append(d.Containers, hardened(c))

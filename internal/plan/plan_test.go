@@ -259,6 +259,37 @@ func TestUnknownAgentAndRunsc(t *testing.T) {
 	}
 }
 
+// CLAUDE_BOTTLE_RUNTIME replaces the bottle's setting: runsc fails closed
+// where gVisor does not work (CI relies on it), runc skips it, and every
+// container gets the one runtime.
+func TestRuntimeOverride(t *testing.T) {
+	env := func(v string, runsc bool) Host {
+		h := testHost
+		h.Env = map[string]string{"CLAUDE_BOTTLE_RUNTIME": v}
+		h.Runsc = runsc
+		return h
+	}
+	if _, err := Build(manifest.Default(), Options{Agent: "claude"}, Observed{}, env("runsc", false)); err == nil ||
+		!strings.Contains(err.Error(), "CLAUDE_BOTTLE_RUNTIME=runsc") || !strings.Contains(err.Error(), testHost.RunscNote) {
+		t.Errorf("runsc forced but absent: %v", err)
+	}
+	if _, err := Build(manifest.Default(), Options{Agent: "claude"}, Observed{}, env("kata", true)); err == nil {
+		t.Error("CLAUDE_BOTTLE_RUNTIME=kata accepted")
+	}
+	m := manifest.Default()
+	m.Bottles["default"].Runtime = "runc"
+	p, err := Build(m, Options{Agent: "claude"}, Observed{}, env("runsc", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{RoleAgent: "runsc", RoleSupervise: "runsc", RoleEgress: "runc", RoleCredProxy: "runc"}
+	for _, c := range p.Docker.Containers {
+		if c.Runtime != want[c.Role] || c.Labels[LabelRuntime] != want[c.Role] || c.Labels[LabelRuntimeReason] != ReasonEnv {
+			t.Errorf("%s: runtime %q labels %v, want %s", c.Role, c.Runtime, c.Labels, want[c.Role])
+		}
+	}
+}
+
 func TestMemBytes(t *testing.T) {
 	for in, want := range map[string]int64{"": 0, "512m": 512 << 20, "4g": 4 << 30, "1024k": 1 << 20, "100": 100, "1.5g": 3 << 29} {
 		if got := memBytes(in); got != want {

@@ -81,7 +81,8 @@ type File struct {
 
 // DockerPlan is how Docker runs the Spec.
 type DockerPlan struct {
-	// Runtime is the OCI runtime of the agent and every sidecar.
+	// Runtime is the bottle's OCI runtime: the agent's, and the sidecars'
+	// that can run under it (each Container says its own).
 	Runtime string `json:"runtime"`
 	// RuntimeReason says why: the setting that chose it and what the
 	// runsc probe found.

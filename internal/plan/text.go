@@ -24,7 +24,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 	if s.DerivedImage != "" {
 		fmt.Fprintf(&b, "derived   %s (with %s copied to /workspace)\n", s.DerivedImage, s.Cwd)
 	}
-	fmt.Fprintf(&b, "runtime   %s for the agent and every sidecar (%s)\n", p.Docker.Runtime, p.Docker.RuntimeReason)
+	fmt.Fprintf(&b, "runtime   %s (%s)\n", p.Docker.Runtime, p.Docker.RuntimeReason)
 	fmt.Fprintf(&b, "command   %s\n", quoteArgs(s.Command))
 	fmt.Fprintf(&b, "sidecars  %s\n", strings.Join(s.Sidecars, ", "))
 	b.WriteString("\negress allowlist:\n")
