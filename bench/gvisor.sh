@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# gVisor cost: the same in-bottle workload under `runtime: runsc` and
-# `runtime: runc`, interleaved in one run, plus launch (bench/launch.sh with
-# RUNTIMES="runsc runc").
+# gVisor cost: a launch (`claude-bottle run bench -- true`, egress and
+# supervise) and the same in-bottle workload under `runtime: runsc` and
+# `runtime: runc`, interleaved in one run. (bench/launch.sh with
+# RUNTIMES="runsc runc" compares the four-sidecar launch, series by series.)
 #
 #   bench/gvisor.sh [N]        N timed iterations of each (default 5)
 #
@@ -48,6 +49,7 @@ agents:
 bottles:
   b:
     runtime: $1
+    supervise: true
 EOF
 }
 "$BIN" images build >"$TMP/images.log" 2>&1 || { tail -20 "$TMP/images.log"; exit 1; }
@@ -63,6 +65,7 @@ t1=$(date +%s%N)
 git -C /tmp/w log -p --all >/dev/null
 t2=$(date +%s%N)
 cp -r /usr/lib/python3.11 /tmp/py
+find /tmp/py -name __pycache__ -prune -exec rm -rf {} +
 python3 -m compileall -q /tmp/py >/dev/null 2>&1 || true
 t3=$(date +%s%N)
 echo "clone=$(( (t1 - t0) / 1000000 )) log=$(( (t2 - t1) / 1000000 )) build=$(( (t3 - t2) / 1000000 )) total=$(ms $t0)"
@@ -77,19 +80,33 @@ one() { # RUNTIME I
 	echo "$out wall=$(( ($(date +%s%N) - t) / 1000000 ))"
 }
 
-for rt in runsc runc; do one "$rt" warm >/dev/null; done
+launch() { # RUNTIME I: prints "launch=MS"
+	manifest "$1" >claude-bottle.yaml
+	local t
+	t=$(date +%s%N)
+	CLAUDE_BOTTLE_CONTAINER="$PREFIX-l$1-$2" "$BIN" run bench -- true 2>"$TMP/lerr-$1-$2" ||
+		{ cat "$TMP/lerr-$1-$2" >&2; exit 1; }
+	echo "launch=$(( ($(date +%s%N) - t) / 1000000 ))"
+}
+
+for rt in runsc runc; do one "$rt" warm >/dev/null; launch "$rt" warm >/dev/null; done
 wait_quiet
 for i in $(seq "$N"); do
-	for rt in runsc runc; do one "$rt" "$i" >>"$TMP/$rt.txt"; done
+	for rt in runsc runc; do
+		launch "$rt" "$i" >>"$TMP/$rt.txt"
+		one "$rt" "$i" >>"$TMP/$rt.txt"
+	done
 done
+echo "launch = claude-bottle run bench -- true (egress + supervise); the workload's"
+echo "phases are timed inside the bottle; wall = the whole run --cwd with the workload"
 for rt in runsc runc; do
 	echo "runtime $rt (ms):"
-	for ph in clone log build total wall; do
+	for ph in launch clone log build total wall; do
 		printf '  %-6s %s\n' "$ph" "$(tr ' ' '\n' <"$TMP/$rt.txt" | sed -n "s/^$ph=//p" | stats)"
 	done
 done
 echo "ratios runsc / runc (medians):"
-for ph in clone log build total wall; do
+for ph in launch clone log build total wall; do
 	a=$(tr ' ' '\n' <"$TMP/runsc.txt" | sed -n "s/^$ph=//p" | stats | field median)
 	b=$(tr ' ' '\n' <"$TMP/runc.txt" | sed -n "s/^$ph=//p" | stats | field median)
 	printf '  %-6s %s\n' "$ph" "$(ratio "$a" "$b")"
