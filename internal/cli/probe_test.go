@@ -158,6 +158,21 @@ func TestRunscProbeWorks(t *testing.T) {
 	if p.Digest == "" || len(p.Ended) != 0 {
 		t.Errorf("digest %q, ended %v", p.Digest, p.Ended)
 	}
+	// The verb: probes once, then says the verdict is cached, until --reprobe.
+	t.Setenv("CLAUDE_BOTTLE_STATE_DIR", t.TempDir())
+	for i, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"runtime"}, "gVisor: works (probed now"},
+		{[]string{"runtime"}, "gVisor: works (cached verdict of "},
+		{[]string{"runtime", "--reprobe"}, "gVisor: works (probed now"},
+	} {
+		code, out, errs := runCLI(t, tc.args...)
+		if code != 0 || !strings.Contains(out, tc.want) || !strings.Contains(out, "runtime runsc ") {
+			t.Errorf("%d: %v: exit %d, want %q in\n%s%s", i, tc.args, code, tc.want, out, errs)
+		}
+	}
 }
 
 // A cached verdict holds while the binary's bytes do, whatever its mtime,
