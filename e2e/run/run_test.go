@@ -130,15 +130,17 @@ func TestRunInsideTheBottle(t *testing.T) {
 			t.Errorf("agent output lacks %q", want)
 		}
 	}
-	// gVisor when it works, else runc with a one-line notice (gVisor
-	// reports its own kernel version: 4.4.0 in older releases, now
-	// 4.19.0-gvisor).
+	// The runtime the env requires (CI: runsc), else (runtime: auto)
+	// gVisor when it works or runc with a one-line notice. gVisor reports
+	// its own kernel version: 4.4.0 in older releases, now 4.19.0-gvisor.
 	notice := strings.Contains(r.Stderr, "gVisor (runsc) is not used")
 	underGVisor := strings.Contains(out, "kernel=4.4.0") || strings.Contains(out, "-gvisor\n")
-	if e.Runtime != "" && underGVisor != (e.Runtime == "runsc") {
+	switch {
+	case e.Runtime != "" && underGVisor != (e.Runtime == "runsc"):
 		t.Errorf("the agent's kernel says gVisor=%v, but the bottle must run under %s", underGVisor, e.Runtime)
-	}
-	if notice == underGVisor {
+	case e.Runtime != "" && notice:
+		t.Errorf("a fallback notice although the runtime was chosen: %s", r.Stderr)
+	case e.Runtime == "" && notice == underGVisor:
 		t.Errorf("runtime: notice=%v, under gVisor=%v; want exactly one", notice, underGVisor)
 	}
 	for _, bad := range []string{"direct-reached", "token-found", "config-writable", "fixture outside", "engine-socket-present", "host-reached", "host service"} {
