@@ -286,6 +286,19 @@ func reapProbe(ctx context.Context, c *docker.Client, log *slog.Logger, id, imag
 	return ended
 }
 
+// probeImage is the image a probe runs (the sidecar image, our own binary),
+// or "" when it is not built yet: plan builds nothing, so it does not probe.
+func probeImage(ctx context.Context, g *globals, c *docker.Client) (string, error) {
+	tags, err := imageTags(g)
+	if err != nil {
+		return "", err
+	}
+	if _, ok, _ := c.ImageLabels(ctx, tags.Sidecar); !ok {
+		return "", nil
+	}
+	return tags.Sidecar, nil
+}
+
 func newRuntimeCmd(g *globals) *cobra.Command {
 	var reprobe bool
 	cmd := &cobra.Command{
@@ -314,13 +327,9 @@ binary changes. --reprobe probes again now: use it after fixing or upgrading run
 			for _, rt := range info.Runtimes {
 				fmt.Fprintf(g.stdout, "runtime %-10s %s\n", rt, info.RuntimePaths[rt])
 			}
-			tags, err := imageTags(g)
+			img, err := probeImage(ctx, g, c)
 			if err != nil {
 				return err
-			}
-			img := tags.Sidecar
-			if _, ok, _ := c.ImageLabels(ctx, img); !ok {
-				img = ""
 			}
 			p := probeRuntime(ctx, c, g.log, state, runscRuntime, img, reprobe)
 			how := "probed now"
