@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# gVisor cost: a launch (`claude-bottle run bench -- true`, egress and
-# supervise) and the same in-bottle workload under `runtime: runsc` and
+# gVisor cost: a launch (`claude-bottle run bench -- true`: egress,
+# cred-proxy and supervise, so under runsc cred-proxy waits for egress) and the same in-bottle workload under `runtime: runsc` and
 # `runtime: runc`, interleaved in one run. (bench/launch.sh with
 # RUNTIMES="runsc runc" compares the four-sidecar launch, series by series.)
 #
@@ -50,8 +50,18 @@ bottles:
   b:
     runtime: $1
     supervise: true
+    cred_proxy:
+      routes:
+        - name: api
+          path: /api/
+          upstream: https://api.bench.test
+          credentials:
+            - env: BENCH_FAKE_TOKEN
+              header: x-api-key
+              format: "{token}"
 EOF
 }
+export BENCH_FAKE_TOKEN=sk-bench-fake-token-0123456789abcdef
 "$BIN" images build >"$TMP/images.log" 2>&1 || { tail -20 "$TMP/images.log"; exit 1; }
 "$BIN" runtime | sed 's/^/  /'
 
@@ -97,7 +107,7 @@ for i in $(seq "$N"); do
 		one "$rt" "$i" >>"$TMP/$rt.txt"
 	done
 done
-echo "launch = claude-bottle run bench -- true (egress + supervise); the workload's"
+echo "launch = claude-bottle run bench -- true (egress, cred-proxy, supervise); the workload's"
 echo "phases are timed inside the bottle; wall = the whole run --cwd with the workload"
 for rt in runsc runc; do
 	echo "runtime $rt (ms):"

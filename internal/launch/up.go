@@ -103,15 +103,11 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 		b.AgentID, b.Missing = id, missing
 	}
 	pending := len(p.Docker.Containers) - 1
-	started := func() {
-		mu.Lock()
-		pending--
-		last := pending == 0
-		mu.Unlock()
-		if last {
-			wg.Add(1)
-			go createAgent()
-		}
+	// runs[role] is closed once that sidecar runs, or failed to: a sidecar
+	// whose hosts file names another (HostsFrom) is created only then.
+	runs := map[string]chan struct{}{}
+	for _, c := range p.Docker.Containers {
+		runs[c.Role] = make(chan struct{})
 	}
 	for _, c := range p.Docker.Containers {
 		if c.Role == plan.RoleAgent {
@@ -120,7 +116,33 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 		wg.Add(1)
 		go func(c plan.Container) {
 			defer wg.Done()
-			if err := l.startSidecar(ctx, dir, c, started); err != nil {
+			var once sync.Once
+			ran := func() { once.Do(func() { close(runs[c.Role]) }) }
+			defer ran()
+			started := func() {
+				ran()
+				mu.Lock()
+				pending--
+				last := pending == 0
+				mu.Unlock()
+				if last {
+					wg.Add(1)
+					go createAgent()
+				}
+			}
+			for _, dep := range c.HostsFrom {
+				select {
+				case <-runs[dep]:
+				case <-ctx.Done():
+					fail(ctx.Err())
+					return
+				}
+			}
+			hosts, _, err := l.addresses(ctx, p, c.HostsFrom, c.Network)
+			if err == nil {
+				err = l.startSidecar(ctx, dir, c, hosts, started)
+			}
+			if err != nil {
 				fail(err)
 			}
 		}(c)
@@ -165,27 +187,21 @@ func (l *Launcher) createNetworks(ctx context.Context, nets []plan.Network) erro
 // hosts file under either runtime.
 func (l *Launcher) createAgent(ctx context.Context, dir string, p *plan.Plan, agent plan.Container) (string, []string, error) {
 	spec := l.spec(dir, agent)
-	var ip string
+	var roles []string
 	for _, c := range p.Docker.Containers {
-		if c.Role == plan.RoleAgent {
-			continue
+		if c.Role != plan.RoleAgent {
+			roles = append(roles, c.Role)
 		}
-		info, err := l.Docker.InspectContainer(ctx, c.Name)
-		if err != nil {
-			return "", nil, err
-		}
-		addr := info.IPs[agent.Network]
-		if addr == "" {
-			return "", nil, fmt.Errorf("%s sidecar has no address on %s", c.Role, agent.Network)
-		}
-		if c.Role == plan.RoleEgress {
-			ip = addr
-		}
-		spec.ExtraHosts = append(spec.ExtraHosts, c.Role+":"+addr)
 	}
+	hosts, addrs, err := l.addresses(ctx, p, roles, agent.Network)
+	if err != nil {
+		return "", nil, err
+	}
+	ip := addrs[plan.RoleEgress]
 	if ip == "" {
 		return "", nil, fmt.Errorf("the bottle has no egress sidecar on %s", agent.Network)
 	}
+	spec.ExtraHosts = hosts
 	spec.DNS = []string{ip}
 	if agent.Runtime == "runsc" {
 		// In current-config: world-readable like the rest there (the
@@ -208,6 +224,30 @@ func (l *Launcher) createAgent(ctx context.Context, dir string, p *plan.Plan, ag
 		return "", nil, fmt.Errorf("create agent container: %w", err)
 	}
 	return id, missing, ctx.Err()
+}
+
+// addresses returns hosts-file entries (ROLE:IP) for the sidecars of roles
+// on network, and the addresses by role; each must be running.
+func (l *Launcher) addresses(ctx context.Context, p *plan.Plan, roles []string, network string) ([]string, map[string]string, error) {
+	var hosts []string
+	addrs := map[string]string{}
+	for _, role := range roles {
+		c := p.Docker.Container(role)
+		if c == nil {
+			return nil, nil, fmt.Errorf("the plan has no %s sidecar", role)
+		}
+		info, err := l.Docker.InspectContainer(ctx, c.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		addr := info.IPs[network]
+		if addr == "" {
+			return nil, nil, fmt.Errorf("%s sidecar has no address on %s", role, network)
+		}
+		addrs[role] = addr
+		hosts = append(hosts, role+":"+addr)
+	}
+	return hosts, addrs, nil
 }
 
 // settle gives an engine call that creates something a context that
@@ -244,9 +284,11 @@ func (l *Launcher) spec(dir string, c plan.Container) docker.ContainerSpec {
 	return s
 }
 
-func (l *Launcher) startSidecar(ctx context.Context, dir string, c plan.Container, started func()) error {
+func (l *Launcher) startSidecar(ctx context.Context, dir string, c plan.Container, hosts []string, started func()) error {
+	spec := l.spec(dir, c)
+	spec.ExtraHosts = hosts
 	sctx, cancel := settle(ctx)
-	id, err := l.Docker.CreateContainer(sctx, l.spec(dir, c))
+	id, err := l.Docker.CreateContainer(sctx, spec)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("create %s sidecar: %w", c.Role, err)

@@ -128,27 +128,34 @@ const (
 	ReasonEnv      = "env"      // CLAUDE_BOTTLE_RUNTIME overrides the bottle
 )
 
-// needsEngineDNS are the sidecars that resolve names through Docker's
-// embedded DNS: egress (upstreams, and services on the networks it joins,
-// by their aliases), cred-proxy and git-gate (egress, their proxy). That
-// server listens on the loopback of the container's network namespace;
-// gVisor brings its own network stack and loopback and cannot reach it
-// (gVisor issues 7469, 7523), so these stay on runc under a gVisor bottle.
-// supervise resolves nothing and runs under gVisor with the agent.
-var needsEngineDNS = map[string]bool{RoleEgress: true, RoleCredProxy: true, RoleGitGate: true}
-
+// Docker's embedded DNS listens on the loopback of the container's network
+// namespace; gVisor brings its own network stack and loopback and cannot
+// reach it (gVisor issues 7469, 7523). egress needs it (upstreams, and
+// services on the networks it joins, by their aliases), so it stays on runc
+// under a gVisor bottle. cred-proxy and git-gate need only egress's name
+// (their proxy): under gVisor they get it in their hosts file (HostsFrom),
+// which means they are created once egress runs. supervise resolves
+// nothing.
 func sidecarRuntime(role, bottle string) string {
-	if bottle == "runsc" && needsEngineDNS[role] {
+	if bottle == "runsc" && role == RoleEgress {
 		return "runc"
 	}
 	return bottle
+}
+
+// sidecarHostsFrom is what a sidecar under runtime must find in its hosts file.
+func sidecarHostsFrom(role, runtime string) []string {
+	if runtime == "runsc" && (role == RoleCredProxy || role == RoleGitGate) {
+		return []string{RoleEgress}
+	}
+	return nil
 }
 
 // runtimeWhy is why a bottle runs under its runtime: a code for labels and
 // a sentence for the plan.
 type runtimeWhy struct{ Code, Text string }
 
-const dnsCaveat = "; egress, cred-proxy and git-gate stay on runc (they need Docker's embedded DNS, which gVisor cannot reach)"
+const dnsCaveat = "; egress stays on runc (it needs Docker's embedded DNS, which gVisor cannot reach)"
 
 // chooseRuntime picks the bottle's OCI runtime: the agent's, and every
 // sidecar's that can run under it. All of them handle bytes the agent
@@ -587,6 +594,7 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 		c.User = sidecarUser
 		c.ReadOnlyRootfs = true
 		c.Runtime = sidecarRuntime(role, runtime)
+		c.HostsFrom = sidecarHostsFrom(role, c.Runtime)
 		c.Memory = 512 << 20
 		c.PidsLimit = 256
 		d.Containers = append(d.Containers, hardened(c))

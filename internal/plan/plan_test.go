@@ -282,10 +282,13 @@ func TestRuntimeOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{RoleAgent: "runsc", RoleSupervise: "runsc", RoleEgress: "runc", RoleCredProxy: "runc"}
+	want := map[string]string{RoleAgent: "runsc", RoleSupervise: "runsc", RoleEgress: "runc", RoleCredProxy: "runsc"}
 	for _, c := range p.Docker.Containers {
 		if c.Runtime != want[c.Role] || c.Labels[LabelRuntime] != want[c.Role] || c.Labels[LabelRuntimeReason] != ReasonEnv {
 			t.Errorf("%s: runtime %q labels %v, want %s", c.Role, c.Runtime, c.Labels, want[c.Role])
+		}
+		if hosts := strings.Join(c.HostsFrom, ","); (c.Role == RoleCredProxy) != (hosts == RoleEgress) {
+			t.Errorf("%s: hosts from %q", c.Role, hosts)
 		}
 	}
 }

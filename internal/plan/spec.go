@@ -115,8 +115,12 @@ type Container struct {
 	Network string   `json:"network"`
 	Aliases []string `json:"aliases,omitempty"`
 	// Join are further networks connected before start.
-	Join   []string `json:"join,omitempty"`
-	Mounts []Mount  `json:"mounts,omitempty"`
+	Join []string `json:"join,omitempty"`
+	// HostsFrom are the roles whose addresses on Network go into this
+	// container's hosts file; it is created once they run. Under gVisor
+	// that is how a sidecar finds another (Docker's DNS is out of reach).
+	HostsFrom []string `json:"hosts_from,omitempty"`
+	Mounts    []Mount  `json:"mounts,omitempty"`
 	// Tmpfs maps a path to mount options.
 	Tmpfs          map[string]string `json:"tmpfs,omitempty"`
 	CapDrop        []string          `json:"cap_drop,omitempty"`
