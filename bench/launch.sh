@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Launch benchmark: a warm `claude-bottle run AGENT -- true` with every sidecar
 # (egress, cred-proxy, git-gate, supervise) against a bare
-# `docker run --rm claude-bottle-agent:local true`, interleaved in the same run.
+# `docker run --rm claude-bottle-agent:TAG true` (under the series' runtime when
+# that is runsc or runc), interleaved in the same run.
 #
 #   bench/launch.sh [N]        N timed iterations of each (default 10)
 #
-# Env: RUNTIMES="auto runc" (the bottle's runtime setting; each is a series),
+# Env: RUNTIMES="auto runc" (the bottle's runtime setting; each is a series;
+# "runsc runc" compares gVisor with runc), CLAUDE_BOTTLE_IMAGE_TAG,
 # KEEP=1 keeps the temp dir. Needs a Docker engine; builds the images if
 # missing (CLAUDE_BOTTLE_EXTRA_CA defaults to the host's CA bundle).
 # Touches only containers and networks it creates (instances cbbench-*).
@@ -90,11 +92,13 @@ echo
 
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
-# bare: one `docker run --rm` of the agent image; prints wall ms.
+AGENT_IMAGE=claude-bottle-agent:${CLAUDE_BOTTLE_IMAGE_TAG:-local}
+# bare RUNTIME I: one `docker run --rm` of the agent image; prints wall ms.
 bare() {
-	local t
+	local t rt=()
+	case $1 in runsc | runc) rt=(--runtime "$1") ;; esac
 	t=$(date +%s%N)
-	docker run --rm --name "$PREFIX-bare-$1" claude-bottle-agent:local true
+	docker run --rm "${rt[@]}" --name "$PREFIX-bare-$2" "$AGENT_IMAGE" true
 	ms_since "$t"
 }
 
@@ -144,7 +148,7 @@ for rt in $RUNTIMES; do
 	manifest "$rt" >claude-bottle.yaml
 	echo "== runtime: $rt"
 	# Warm-up: caches the runsc probe and the page cache; not timed.
-	bare warm >/dev/null
+	bare "$rt" warm >/dev/null
 	bottle "$rt" warm >/dev/null
 	floor one warm >/dev/null
 	floor shape warm >/dev/null
@@ -154,12 +158,12 @@ for rt in $RUNTIMES; do
 	: >"$TMP/floor1-$rt.txt"
 	: >"$TMP/floorshape-$rt.txt"
 	for i in $(seq "$N"); do
-		bare "$i" >>"$TMP/bare-$rt.txt"
+		bare "$rt" "$i" >>"$TMP/bare-$rt.txt"
 		bottle "$rt" "$i" >>"$TMP/bottle-$rt.txt"
 		floor one "$rt-$i" >>"$TMP/floor1-$rt.txt"
 		floor shape "$rt-$i" >>"$TMP/floorshape-$rt.txt"
 	done
-	echo "bare docker run --rm claude-bottle-agent:local true (ms):"
+	echo "bare docker run --rm $AGENT_IMAGE true (ms):"
 	echo "  samples: $(tr '\n' ' ' <"$TMP/bare-$rt.txt")"
 	printf '  %-10s %s\n' wall "$(stats <"$TMP/bare-$rt.txt")"
 	echo "claude-bottle run bench -- true, all four sidecars (ms):"

@@ -113,6 +113,27 @@ type Env struct {
 	State string
 	// Vars are extra environment variables for every command.
 	Vars map[string]string
+	// Runtime is the OCI runtime every bottle of this env must run under
+	// (CLAUDE_BOTTLE_RUNTIME is set to it, so the CLI fails rather than
+	// falls back); "" lets the bottle decide.
+	Runtime string
+}
+
+// wantRuntime is the runtime bottles must get: the caller's explicit
+// CLAUDE_BOTTLE_RUNTIME (.ci/run runs part of e2e/run again with runc, as
+// on a host without gVisor), else runsc under CI (which installs gVisor, so
+// a missing or broken runsc fails the suites instead of passing on runc).
+func wantRuntime() string {
+	if v := os.Getenv("CLAUDE_BOTTLE_RUNTIME"); v != "" {
+		if v == "auto" {
+			return ""
+		}
+		return v
+	}
+	if os.Getenv("CI") == "true" {
+		return "runsc"
+	}
+	return ""
 }
 
 // NewEnv makes a working directory holding manifest (if not "") and a
@@ -120,7 +141,10 @@ type Env struct {
 // holds no instance stage directory any more.
 func NewEnv(t testing.TB, manifest string) *Env {
 	t.Helper()
-	e := &Env{T: t, Bin: Binary(t), Dir: t.TempDir(), State: t.TempDir(), Vars: map[string]string{}}
+	e := &Env{T: t, Bin: Binary(t), Dir: t.TempDir(), State: t.TempDir(), Vars: map[string]string{}, Runtime: wantRuntime()}
+	if e.Runtime != "" {
+		e.Vars["CLAUDE_BOTTLE_RUNTIME"] = e.Runtime
+	}
 	if manifest != "" {
 		if err := os.WriteFile(filepath.Join(e.Dir, "claude-bottle.yaml"), []byte(manifest), 0o644); err != nil {
 			t.Fatal(err)
@@ -206,6 +230,47 @@ func AssertGone(t testing.TB, c *docker.Client, state, instance string) {
 	if _, err := os.Stat(filepath.Join(state, "instances", instance)); err == nil {
 		t.Errorf("stage directory of %s remains", instance)
 	}
+}
+
+// AssertRuntime checks, while instance runs, that the engine runs its agent
+// under the env's runtime, every container under the runtime its plan
+// label names, and that ps says so.
+func (e *Env) AssertRuntime(c *docker.Client, instance string) {
+	t := e.T
+	t.Helper()
+	if e.Runtime == "" {
+		return
+	}
+	ctx := context.Background()
+	cs, err := c.ListContainers(ctx, map[string]string{plan.LabelInstance: instance}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) == 0 {
+		t.Fatalf("no running container of %s", instance)
+	}
+	for _, x := range cs {
+		info, err := c.InspectContainer(ctx, x.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.Labels[plan.LabelRole] == plan.RoleAgent && info.Runtime != e.Runtime {
+			t.Errorf("agent %s runs under %q, want %q", x.Name, info.Runtime, e.Runtime)
+		}
+		if want := x.Labels[plan.LabelRuntime]; info.Runtime != want {
+			t.Errorf("container %s runs under %q, its plan said %q", x.Name, info.Runtime, want)
+		}
+	}
+	r := e.Run(ctx, "ps")
+	for _, l := range strings.Split(r.Stdout, "\n") {
+		if strings.HasPrefix(l, instance+" ") {
+			if !strings.Contains(l, " "+e.Runtime+" ") && !strings.Contains(l, "agent="+e.Runtime) {
+				t.Errorf("ps does not say %s: %q", e.Runtime, l)
+			}
+			return
+		}
+	}
+	t.Errorf("ps does not list %s:\n%s", instance, r)
 }
 
 // Network creates an internal network for fixtures (a test's "internet":

@@ -101,7 +101,8 @@ func TestRunInsideTheBottle(t *testing.T) {
 		`gwip=$(printf '%d.%d.%d.%d' 0x$(echo $gw | cut -c7-8) 0x$(echo $gw | cut -c5-6) 0x$(echo $gw | cut -c3-4) 0x$(echo $gw | cut -c1-2))`,
 		`echo "gateway=$gwip"`,
 		`curl -s -m 5 --noproxy '*' http://$gwip:$HOST_PORT/ && echo host-reached || echo host-unreachable`,
-		`echo "ifaces=$(ls /sys/class/net | tr '\n' ' ')"`,
+		// /proc/net/dev, not /sys/class/net: gVisor has no /sys/class/net.
+		`echo "ifaces=$(awk 'NR>2 {sub(":", "", $1); print $1}' /proc/net/dev | sort | tr '\n' ' ')"`,
 		`for h in egress cred-proxy supervise; do getent hosts $h >/dev/null && echo "resolves $h"; done`,
 		`touch /etc/claude-bottle/current-config/x 2>/dev/null && echo config-writable || echo config-readonly`,
 		`echo "greeting=$GREETING forwarded=$FORWARDED_SECRET"`,
@@ -129,11 +130,17 @@ func TestRunInsideTheBottle(t *testing.T) {
 			t.Errorf("agent output lacks %q", want)
 		}
 	}
-	// gVisor when it works, else runc with a one-line notice (gVisor
-	// reports its own kernel version, 4.4.0).
+	// The runtime the env requires (CI: runsc), else (runtime: auto)
+	// gVisor when it works or runc with a one-line notice. gVisor reports
+	// its own kernel version: 4.4.0 in older releases, now 4.19.0-gvisor.
 	notice := strings.Contains(r.Stderr, "gVisor (runsc) is not used")
-	underGVisor := strings.Contains(out, "kernel=4.4.0")
-	if notice == underGVisor {
+	underGVisor := strings.Contains(out, "kernel=4.4.0") || strings.Contains(out, "-gvisor\n")
+	switch {
+	case e.Runtime != "" && underGVisor != (e.Runtime == "runsc"):
+		t.Errorf("the agent's kernel says gVisor=%v, but the bottle must run under %s", underGVisor, e.Runtime)
+	case e.Runtime != "" && notice:
+		t.Errorf("a fallback notice although the runtime was chosen: %s", r.Stderr)
+	case e.Runtime == "" && notice == underGVisor:
 		t.Errorf("runtime: notice=%v, under gVisor=%v; want exactly one", notice, underGVisor)
 	}
 	for _, bad := range []string{"direct-reached", "token-found", "config-writable", "fixture outside", "engine-socket-present", "host-reached", "host service"} {
@@ -159,6 +166,7 @@ func TestStageFilesWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLine(t, stdout, "ready")
+	e.AssertRuntime(c, inst)
 	dir := filepath.Join(e.State, "instances", inst)
 	var files int
 	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {

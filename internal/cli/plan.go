@@ -72,13 +72,9 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 		if obs, err = launch.Observe(ctx, c, bottle.Egress.Networks); err != nil {
 			return nil, err
 		}
-		tags, err := imageTags(g)
+		img, err := probeImage(ctx, g, c)
 		if err != nil {
 			return nil, err
-		}
-		img := tags.Sidecar
-		if _, ok, _ := c.ImageLabels(ctx, img); !ok {
-			img = ""
 		}
 		host = hostFacts(ctx, g, c, state, img, agent)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/internal/docker"
 	"github.com/claude-bottle/claude-bottle/internal/launch"
+	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/safetext"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
@@ -40,10 +42,7 @@ func newPsCmd(g *globals) *cobra.Command {
 				if !r.Live {
 					st = "orphaned (run claude-bottle cleanup)"
 				}
-				rt := r.Runtime
-				if rt == "" {
-					rt = "-"
-				}
+				rt := runtimeColumn(r)
 				// Names come from labels on the engine: shown escaped, as
 				// everything not typed by the person is.
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", safetext.Text(r.Instance), safetext.Text(r.Agent),
@@ -52,6 +51,39 @@ func newPsCmd(g *globals) *cobra.Command {
 			return w.Flush()
 		},
 	}
+}
+
+// runtimeColumn is one runtime when every container has it, else each
+// role's, and why, as the plan decided it (runtime: auto, the bottle's
+// setting, or CLAUDE_BOTTLE_RUNTIME).
+func runtimeColumn(r launch.Running) string {
+	if len(r.Runtimes) == 0 {
+		if r.Runtime == "" {
+			return "-"
+		}
+		return r.Runtime
+	}
+	roles := make([]string, 0, len(r.Runtimes))
+	for role := range r.Runtimes {
+		roles = append(roles, role)
+	}
+	sort.Strings(roles)
+	rt := r.Runtimes[roles[0]]
+	for _, role := range roles[1:] {
+		if r.Runtimes[role] != rt {
+			var each []string
+			for _, role := range roles {
+				each = append(each, role+"="+r.Runtimes[role])
+			}
+			rt = strings.Join(each, ",")
+			break
+		}
+	}
+	why := map[string]string{plan.ReasonAuto: "auto", plan.ReasonManifest: "bottle setting", plan.ReasonEnv: "CLAUDE_BOTTLE_RUNTIME"}[r.RuntimeReason]
+	if why == "" {
+		return rt
+	}
+	return rt + " (" + why + ")"
 }
 
 func newCleanupCmd(g *globals) *cobra.Command {

@@ -69,6 +69,9 @@ func newSidecarCmd(g *globals) *cobra.Command {
 		&cobra.Command{Use: "health URL", Args: cobra.ExactArgs(1), RunE: func(c *cobra.Command, args []string) error {
 			return health(c.Context(), args[0])
 		}},
+		&cobra.Command{Use: "reap CONTAINER-ID", Args: cobra.ExactArgs(1), RunE: func(c *cobra.Command, args []string) error {
+			return reapRuntime(c.Context(), "/proc", args[0], syscallKill, g.stdout)
+		}},
 		&cobra.Command{Use: "connect HOST PORT", Args: cobra.ExactArgs(2), RunE: func(c *cobra.Command, args []string) error {
 			return tunnelStdio(c.Context(), g.stdin, g.stdout, args[0], args[1], g.getenv)
 		}},

@@ -14,6 +14,7 @@ func verbs(g *globals) []*cobra.Command {
 		newCleanupCmd(g),
 		newSuperviseCmd(g, applier(g)),
 		newImagesCmd(g),
+		newRuntimeCmd(g),
 		newLogsCmd(g),
 		newStateCmd(g),
 		newVersionCmd(g),

@@ -30,7 +30,8 @@ type ContainerSpec struct {
 	Hostname   string
 	Labels     map[string]string
 	// Network is the network the container is created on, reachable there
-	// under Aliases; "" leaves the engine's default bridge.
+	// under Aliases; "" leaves the engine's default bridge, "none" gives it
+	// no network at all.
 	Network string
 	Aliases []string
 	// ExtraNetworks are connected after create and before start: API 1.41
@@ -50,15 +51,20 @@ type ContainerSpec struct {
 	NanoCPUs  int64
 	PidsLimit int64
 	// DNS lists resolver IP addresses.
-	DNS       []string
-	Sysctls   map[string]string
-	TTY       bool
-	OpenStdin bool
+	DNS []string
+	// ExtraHosts are hosts-file entries, NAME:IP.
+	ExtraHosts []string
+	Sysctls    map[string]string
+	TTY        bool
+	OpenStdin  bool
 	// StdinOnce closes the container's stdin when the attached client closes
 	// its end, so a process reading stdin sees EOF.
 	StdinOnce bool
 	// Init runs the engine's tiny init as PID 1 to reap zombies and forward signals.
 	Init bool
+	// PidMode "host" shares the host's process namespace; "" gives the
+	// container its own.
+	PidMode string
 }
 
 // Attach is a network to connect a container to, with its DNS aliases there.
@@ -141,6 +147,8 @@ func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 		Tmpfs:          spec.Tmpfs,
 		Sysctls:        spec.Sysctls,
 		Runtime:        spec.Runtime,
+		PidMode:        container.PidMode(spec.PidMode),
+		ExtraHosts:     spec.ExtraHosts,
 	}
 	hc.Memory = spec.Memory
 	hc.NanoCPUs = spec.NanoCPUs
@@ -167,7 +175,9 @@ func (c *Client) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: typ, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	var nc *network.NetworkingConfig
-	if spec.Network != "" {
+	if spec.Network == "none" {
+		hc.NetworkMode = "none"
+	} else if spec.Network != "" {
 		hc.NetworkMode = container.NetworkMode(spec.Network)
 		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 			spec.Network: {Aliases: spec.Aliases},

@@ -59,6 +59,11 @@ type Info struct {
 	APIVersion string
 	// Runtimes lists the OCI runtimes the engine knows (runc, runsc, ...), sorted.
 	Runtimes []string
+	// RuntimePaths maps each runtime to its binary as the engine was told
+	// (an absolute path, or a name the engine looks up in its PATH).
+	RuntimePaths map[string]string
+	// ID identifies the engine; KernelVersion is its host's kernel.
+	ID, KernelVersion string
 }
 
 // Info returns the engine's version and runtimes.
@@ -68,11 +73,14 @@ func (c *Client) Info(ctx context.Context) (Info, error) {
 		return Info{}, wrap("engine info", err)
 	}
 	var rts []string
-	for name := range res.Info.Runtimes {
+	paths := map[string]string{}
+	for name, r := range res.Info.Runtimes {
 		rts = append(rts, name)
+		paths[name] = r.Path
 	}
 	slices.Sort(rts)
-	return Info{ServerVersion: res.Info.ServerVersion, APIVersion: c.api.ClientVersion(), Runtimes: rts}, nil
+	return Info{ServerVersion: res.Info.ServerVersion, APIVersion: c.api.ClientVersion(), Runtimes: rts,
+		RuntimePaths: paths, ID: res.Info.ID, KernelVersion: res.Info.KernelVersion}, nil
 }
 
 // engineError keeps the engine's message while letting errors.Is match our

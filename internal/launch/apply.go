@@ -281,17 +281,17 @@ func writeOwnedRaw(path string, b []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	if err := stage.WriteFile(path, b, mode); err != nil {
-		return err
-	}
+	// Owned before the rename: the sidecar watches path and reloads at
+	// once, and a root-owned 0600 file in between made its reload fail.
+	uid := -1
 	if os.Getuid() == 0 {
 		if st, err := os.Stat(filepath.Dir(path)); err == nil {
 			if sys, ok := statOwner(st); ok {
-				return os.Chown(path, sys, sys)
+				uid = sys
 			}
 		}
 	}
-	return nil
+	return stage.WriteFileOwned(path, b, mode, uid)
 }
 
 func statOwner(st os.FileInfo) (int, bool) {

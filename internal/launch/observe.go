@@ -101,10 +101,14 @@ func Observe(ctx context.Context, c *docker.Client, join []string) (plan.Observe
 type Running struct {
 	Instance string
 	Agent    string
-	Runtime  string
-	Sidecars []string
-	Created  time.Time
-	Live     bool
+	// Runtime is the agent's OCI runtime; Runtimes maps every container's
+	// role to its runtime, and RuntimeReason says why (plan.Reason*).
+	Runtime       string
+	Runtimes      map[string]string
+	RuntimeReason string
+	Sidecars      []string
+	Created       time.Time
+	Live          bool
 }
 
 // List groups the engine's claude-bottle containers by instance.
@@ -121,10 +125,17 @@ func List(ctx context.Context, c *docker.Client) ([]Running, error) {
 		}
 		r := by[inst]
 		if r == nil {
-			r = &Running{Instance: inst, Agent: x.Labels[plan.LabelAgent], Live: OwnerAlive(x.Labels[plan.LabelOwner])}
+			r = &Running{Instance: inst, Agent: x.Labels[plan.LabelAgent], Live: OwnerAlive(x.Labels[plan.LabelOwner]),
+				Runtimes: map[string]string{}}
 			by[inst] = r
 		}
 		role := x.Labels[plan.LabelRole]
+		if rt := x.Labels[plan.LabelRuntime]; rt != "" {
+			r.Runtimes[role] = rt
+		}
+		if why := x.Labels[plan.LabelRuntimeReason]; why != "" {
+			r.RuntimeReason = why
+		}
 		if role == plan.RoleAgent {
 			r.Runtime = x.Labels[plan.LabelRuntime]
 			r.Created = x.Created

@@ -85,9 +85,10 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 	}
 	// Sidecars start concurrently: none needs another at start (cred-proxy
 	// and git-gate reach egress by name only when a request comes). The
-	// agent container is created as soon as egress runs (its resolver is
-	// egress's address) while the others are still getting ready; it is
-	// started only once every sidecar passed its readiness check.
+	// agent container is created as soon as every sidecar runs (its
+	// resolver is egress's address, its hosts file names each sidecar's)
+	// while they are still getting ready; it is started only once every
+	// sidecar passed its readiness check.
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -108,6 +109,13 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 		}
 		b.AgentID, b.Missing = id, missing
 	}
+	pending := len(p.Docker.Containers) - 1
+	// runs[role] is closed once that sidecar runs, or failed to: a sidecar
+	// whose hosts file names another (HostsFrom) is created only then.
+	runs := map[string]chan struct{}{}
+	for _, c := range p.Docker.Containers {
+		runs[c.Role] = make(chan struct{})
+	}
 	for _, c := range p.Docker.Containers {
 		if c.Role == plan.RoleAgent {
 			continue
@@ -115,11 +123,33 @@ func (l *Launcher) Up(ctx context.Context, p *plan.Plan, manifestPath string, cl
 		wg.Add(1)
 		go func(c plan.Container) {
 			defer wg.Done()
-			var started func()
-			if c.Role == plan.RoleEgress {
-				started = func() { wg.Add(1); go createAgent() }
+			var once sync.Once
+			ran := func() { once.Do(func() { close(runs[c.Role]) }) }
+			defer ran()
+			started := func() {
+				ran()
+				mu.Lock()
+				pending--
+				last := pending == 0
+				mu.Unlock()
+				if last {
+					wg.Add(1)
+					go createAgent()
+				}
 			}
-			if err := l.startSidecar(ctx, dir, c, started); err != nil {
+			for _, dep := range c.HostsFrom {
+				select {
+				case <-runs[dep]:
+				case <-ctx.Done():
+					fail(ctx.Err())
+					return
+				}
+			}
+			hosts, _, err := l.addresses(ctx, p, c.HostsFrom, c.Network)
+			if err == nil {
+				err = l.startSidecar(ctx, dir, c, hosts, started)
+			}
+			if err != nil {
 				fail(err)
 			}
 		}(c)
@@ -157,17 +187,38 @@ func (l *Launcher) createNetworks(ctx context.Context, nets []plan.Network) erro
 // createAgent creates (does not start) the agent container. Its resolver
 // is the egress DNS stub: Docker's embedded DNS answers the bottle's own
 // names and forwards everything else there, where it is refused and logged.
+// Under gVisor the embedded DNS is out of reach (it listens on the
+// loopback of the container's network namespace, and gVisor has its own
+// loopback): there the resolver is the stub itself, through a resolv.conf
+// mounted from the stage directory, and the sidecars' names come from the
+// hosts file under either runtime.
 func (l *Launcher) createAgent(ctx context.Context, dir string, p *plan.Plan, agent plan.Container) (string, []string, error) {
 	spec := l.spec(dir, agent)
-	eg, err := l.Docker.InspectContainer(ctx, p.Instance+"-"+plan.RoleEgress)
+	var roles []string
+	for _, c := range p.Docker.Containers {
+		if c.Role != plan.RoleAgent {
+			roles = append(roles, c.Role)
+		}
+	}
+	hosts, addrs, err := l.addresses(ctx, p, roles, agent.Network)
 	if err != nil {
 		return "", nil, err
 	}
-	ip := eg.IPs[agent.Network]
+	ip := addrs[plan.RoleEgress]
 	if ip == "" {
-		return "", nil, fmt.Errorf("egress sidecar has no address on %s", agent.Network)
+		return "", nil, fmt.Errorf("the bottle has no egress sidecar on %s", agent.Network)
 	}
+	spec.ExtraHosts = hosts
 	spec.DNS = []string{ip}
+	if agent.Runtime == "runsc" {
+		// In current-config: world-readable like the rest there (the
+		// agent reads it), and it holds nothing secret.
+		resolv := filepath.Join(dir, stage.CurrentConfig, "resolv.conf")
+		if err := stage.WriteFile(resolv, []byte("nameserver "+ip+"\noptions ndots:0\n"), 0o644); err != nil {
+			return "", nil, err
+		}
+		spec.Mounts = append(spec.Mounts, docker.Mount{Source: resolv, Target: "/etc/resolv.conf", ReadOnly: true})
+	}
 	env, missing := AgentEnv(p, l.Getenv)
 	spec.Env = env
 	spec.OpenStdin = true
@@ -185,6 +236,30 @@ func (l *Launcher) createAgent(ctx context.Context, dir string, p *plan.Plan, ag
 		return "", nil, fmt.Errorf("create agent container: %w", err)
 	}
 	return id, missing, ctx.Err()
+}
+
+// addresses returns hosts-file entries (ROLE:IP) for the sidecars of roles
+// on network, and the addresses by role; each must be running.
+func (l *Launcher) addresses(ctx context.Context, p *plan.Plan, roles []string, network string) ([]string, map[string]string, error) {
+	var hosts []string
+	addrs := map[string]string{}
+	for _, role := range roles {
+		c := p.Docker.Container(role)
+		if c == nil {
+			return nil, nil, fmt.Errorf("the plan has no %s sidecar", role)
+		}
+		info, err := l.Docker.InspectContainer(ctx, c.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		addr := info.IPs[network]
+		if addr == "" {
+			return nil, nil, fmt.Errorf("%s sidecar has no address on %s", role, network)
+		}
+		addrs[role] = addr
+		hosts = append(hosts, role+":"+addr)
+	}
+	return hosts, addrs, nil
 }
 
 // settle gives an engine call that creates something a context that
@@ -224,9 +299,11 @@ func (l *Launcher) spec(dir string, c plan.Container) docker.ContainerSpec {
 	return s
 }
 
-func (l *Launcher) startSidecar(ctx context.Context, dir string, c plan.Container, started func()) error {
+func (l *Launcher) startSidecar(ctx context.Context, dir string, c plan.Container, hosts []string, started func()) error {
+	spec := l.spec(dir, c)
+	spec.ExtraHosts = hosts
 	sctx, cancel := settle(ctx)
-	id, err := l.Docker.CreateContainer(sctx, l.spec(dir, c))
+	id, err := l.Docker.CreateContainer(sctx, spec)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("create %s sidecar: %w", c.Role, err)

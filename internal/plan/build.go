@@ -124,21 +124,12 @@ func Build(m *manifest.Manifest, opts Options, obs Observed, host Host) (*Plan, 
 		s.Sidecars = append(s.Sidecars, RoleSupervise)
 	}
 
-	// Runtime.
-	runtime := "runc"
-	switch bottle.Runtime {
-	case "runsc":
-		if !host.Runsc {
-			return nil, fmt.Errorf("bottle %q asks for runtime runsc, but gVisor does not work on this host (%s); install and register runsc, or set runtime: auto", agent.Bottle, host.RunscNote)
-		}
-		runtime = "runsc"
-	case "runc":
-	default:
-		if host.Runsc {
-			runtime = "runsc"
-		} else if host.RunscNote != "" {
-			p.Notes = append(p.Notes, "gVisor (runsc) is not used: "+host.RunscNote+"; the agent runs under runc")
-		}
+	runtime, why, err := chooseRuntime(bottle, host)
+	if err != nil {
+		return nil, err
+	}
+	if runtime == "runc" && host.RunscNote != "" && why.Code == ReasonAuto {
+		p.Notes = append(p.Notes, "gVisor (runsc) is not used: "+host.RunscNote+"; the bottle runs under runc")
 	}
 
 	s.Allowlist = allowlist(bottle)
@@ -166,7 +157,90 @@ func Build(m *manifest.Manifest, opts Options, obs Observed, host Host) (*Plan, 
 	}
 	s.Files = files
 	p.Docker = dockerPlan(p, agent, bottle, runtime, host, refs)
+	p.Docker.RuntimeReason = why.Text
+	for i := range p.Docker.Containers {
+		p.Docker.Containers[i].Labels[LabelRuntimeReason] = why.Code
+	}
 	return p, nil
+}
+
+// Runtime reason codes, stamped on every container (LabelRuntimeReason) so
+// that ps can say why a bottle got its runtime.
+const (
+	ReasonAuto     = "auto"     // runtime: auto, decided by the runsc probe
+	ReasonManifest = "manifest" // the bottle names runsc or runc
+	ReasonEnv      = "env"      // CLAUDE_BOTTLE_RUNTIME overrides the bottle
+)
+
+// Docker's embedded DNS listens on the loopback of the container's network
+// namespace; gVisor brings its own network stack and loopback and cannot
+// reach it (gVisor issues 7469, 7523). egress needs it (upstreams, and
+// services on the networks it joins, by their aliases), so it stays on runc
+// under a gVisor bottle. cred-proxy and git-gate need only egress's name
+// (their proxy): under gVisor they get it in their hosts file (HostsFrom),
+// which means they are created once egress runs. supervise resolves
+// nothing.
+func sidecarRuntime(role, bottle string) string {
+	if bottle == "runsc" && role == RoleEgress {
+		return "runc"
+	}
+	return bottle
+}
+
+// sidecarHostsFrom is what a sidecar under runtime must find in its hosts file.
+func sidecarHostsFrom(role, runtime string) []string {
+	if runtime == "runsc" && (role == RoleCredProxy || role == RoleGitGate) {
+		return []string{RoleEgress}
+	}
+	return nil
+}
+
+// runtimeWhy is why a bottle runs under its runtime: a code for labels and
+// a sentence for the plan.
+type runtimeWhy struct{ Code, Text string }
+
+const dnsCaveat = "; egress stays on runc (it needs Docker's embedded DNS, which gVisor cannot reach)"
+
+// chooseRuntime picks the bottle's OCI runtime: the agent's, and every
+// sidecar's that can run under it. All of them handle bytes the agent
+// controls (egress parses its requests, cred-proxy and git-gate relay
+// them, supervise reads its proposals), so each belongs under gVisor when
+// it can be (see needsEngineDNS for those that cannot yet).
+// CLAUDE_BOTTLE_RUNTIME (auto, runsc, runc) replaces the bottle's setting.
+func chooseRuntime(b *manifest.Bottle, host Host) (string, runtimeWhy, error) {
+	setting, why := b.Runtime, runtimeWhy{Code: ReasonManifest}
+	if setting == "" {
+		setting = "auto"
+	}
+	src := "the bottle's runtime: " + setting
+	if v := host.Env["CLAUDE_BOTTLE_RUNTIME"]; v != "" {
+		switch v {
+		case "auto", "runsc", "runc":
+		default:
+			return "", why, fmt.Errorf("CLAUDE_BOTTLE_RUNTIME=%q: want auto, runsc or runc", v)
+		}
+		setting, why.Code, src = v, ReasonEnv, "CLAUDE_BOTTLE_RUNTIME="+v
+	}
+	switch setting {
+	case "runc":
+		why.Text = src
+		return "runc", why, nil
+	case "runsc":
+		if !host.Runsc {
+			return "", why, fmt.Errorf("%s, but gVisor does not work on this host: %s", src, host.RunscNote)
+		}
+		why.Text = src + "; runsc started a probe container here" + dnsCaveat
+		return "runsc", why, nil
+	}
+	if why.Code == ReasonManifest {
+		why.Code = ReasonAuto
+	}
+	if host.Runsc {
+		why.Text = src + ", and runsc started a probe container here" + dnsCaveat
+		return "runsc", why, nil
+	}
+	why.Text = src + ", but runsc does not work here"
+	return "runc", why, nil
 }
 
 // allowlist is the effective allowlist: the manifest's rules plus what
@@ -541,6 +615,7 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 		c.CapDrop = []string{"ALL"}
 		c.SecurityOpt = []string{"no-new-privileges"}
 		c.Labels = labels(c.Role)
+		c.Labels[LabelRuntime] = c.Runtime
 		c.Network = internal
 		c.Aliases = []string{c.Role}
 		return c
@@ -588,7 +663,8 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 		c.Name = inst + "-" + role
 		c.User = sidecarUser
 		c.ReadOnlyRootfs = true
-		c.Runtime = "runc"
+		c.Runtime = sidecarRuntime(role, runtime)
+		c.HostsFrom = sidecarHostsFrom(role, c.Runtime)
 		c.Memory = 512 << 20
 		c.PidsLimit = 256
 		d.Containers = append(d.Containers, hardened(c))
@@ -613,7 +689,6 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 		Sysctls:       noIPv6(),
 	})
 	agentC.Aliases = nil
-	agentC.Labels[LabelRuntime] = runtime
 	for _, sk := range s.Skills {
 		agentC.Mounts = append(agentC.Mounts, Mount{Source: sk.Source, Target: AgentHome + "/.claude/skills/" + sk.Name + "/SKILL.md", ReadOnly: true})
 	}

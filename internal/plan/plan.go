@@ -19,6 +19,8 @@ const (
 	LabelRole     = "dev.claude-bottle.role"
 	LabelOwner    = "dev.claude-bottle.owner"
 	LabelRuntime  = "dev.claude-bottle.runtime"
+	// LabelRuntimeReason is why the container got its runtime (Reason*).
+	LabelRuntimeReason = "dev.claude-bottle.runtime-reason"
 
 	// The images' default references; CLAUDE_BOTTLE_IMAGE_TAG replaces
 	// "local" in all three (see Refs).
@@ -66,11 +68,13 @@ type Options struct {
 // Host holds facts about the host, gathered before planning.
 type Host struct {
 	// Env is the subset of the host environment the plan may read: the
-	// CLAUDE_BOTTLE_* overrides. Forwarded variables are read at launch.
+	// CLAUDE_BOTTLE_* overrides (CLAUDE_BOTTLE_RUNTIME replaces the bottle's
+	// runtime setting). Forwarded variables are read at launch.
 	Env map[string]string
 	// Runsc says gVisor is registered and a probe container started under it.
 	Runsc bool
-	// RunscNote explains why runsc is not used, when it is not.
+	// RunscNote explains why runsc does not work here, with the fix, when
+	// it does not.
 	RunscNote string
 	// Owner is HOST/PID of the launcher, stamped on every resource.
 	Owner string

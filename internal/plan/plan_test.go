@@ -37,6 +37,11 @@ var goldenCases = []goldenCase{
 	{name: "default", opts: Options{Agent: "claude"}},
 	{name: "default-command", opts: Options{Agent: "claude", Command: []string{"sh", "-c", "id -u"}}},
 	{name: "default-runsc", opts: Options{Agent: "claude", TTY: true}, host: func(h Host) Host { h.Runsc = true; h.RunscNote = ""; return h }},
+	{name: "default-env-runc", opts: Options{Agent: "claude"}, host: func(h Host) Host {
+		h.Runsc, h.RunscNote = true, ""
+		h.Env = map[string]string{"CLAUDE_BOTTLE_RUNTIME": "runc"}
+		return h
+	}},
 	{name: "default-second", opts: Options{Agent: "claude"}, obs: Observed{Resources: []Resource{
 		{Name: "claude-bottle-claude", Kind: "container", Live: true},
 		{Name: "claude-bottle-claude-net", Kind: "network", Live: true},
@@ -291,6 +296,40 @@ func TestUnknownAgentAndRunsc(t *testing.T) {
 	m.Bottles["default"].Runtime = "runsc"
 	if _, err := Build(m, Options{Agent: "claude"}, Observed{}, testHost); err == nil || !strings.Contains(err.Error(), "runsc") {
 		t.Fatalf("runsc required but absent: %v", err)
+	}
+}
+
+// CLAUDE_BOTTLE_RUNTIME replaces the bottle's setting: runsc fails closed
+// where gVisor does not work (CI relies on it), runc skips it, and every
+// container gets the one runtime.
+func TestRuntimeOverride(t *testing.T) {
+	env := func(v string, runsc bool) Host {
+		h := testHost
+		h.Env = map[string]string{"CLAUDE_BOTTLE_RUNTIME": v}
+		h.Runsc = runsc
+		return h
+	}
+	if _, err := Build(manifest.Default(), Options{Agent: "claude"}, Observed{}, env("runsc", false)); err == nil ||
+		!strings.Contains(err.Error(), "CLAUDE_BOTTLE_RUNTIME=runsc") || !strings.Contains(err.Error(), testHost.RunscNote) {
+		t.Errorf("runsc forced but absent: %v", err)
+	}
+	if _, err := Build(manifest.Default(), Options{Agent: "claude"}, Observed{}, env("kata", true)); err == nil {
+		t.Error("CLAUDE_BOTTLE_RUNTIME=kata accepted")
+	}
+	m := manifest.Default()
+	m.Bottles["default"].Runtime = "runc"
+	p, err := Build(m, Options{Agent: "claude"}, Observed{}, env("runsc", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{RoleAgent: "runsc", RoleSupervise: "runsc", RoleEgress: "runc", RoleCredProxy: "runsc"}
+	for _, c := range p.Docker.Containers {
+		if c.Runtime != want[c.Role] || c.Labels[LabelRuntime] != want[c.Role] || c.Labels[LabelRuntimeReason] != ReasonEnv {
+			t.Errorf("%s: runtime %q labels %v, want %s", c.Role, c.Runtime, c.Labels, want[c.Role])
+		}
+		if hosts := strings.Join(c.HostsFrom, ","); (c.Role == RoleCredProxy) != (hosts == RoleEgress) {
+			t.Errorf("%s: hosts from %q", c.Role, hosts)
+		}
 	}
 }
 

@@ -108,9 +108,14 @@ type File struct {
 
 // DockerPlan is how Docker runs the Spec.
 type DockerPlan struct {
-	Runtime    string      `json:"runtime"`
-	Networks   []Network   `json:"networks"`
-	Containers []Container `json:"containers"`
+	// Runtime is the bottle's OCI runtime: the agent's, and the sidecars'
+	// that can run under it (each Container says its own).
+	Runtime string `json:"runtime"`
+	// RuntimeReason says why: the setting that chose it and what the
+	// runsc probe found.
+	RuntimeReason string      `json:"runtime_reason"`
+	Networks      []Network   `json:"networks"`
+	Containers    []Container `json:"containers"`
 }
 
 // Network is one network the launch creates.
@@ -137,8 +142,12 @@ type Container struct {
 	Network string   `json:"network"`
 	Aliases []string `json:"aliases,omitempty"`
 	// Join are further networks connected before start.
-	Join   []string `json:"join,omitempty"`
-	Mounts []Mount  `json:"mounts,omitempty"`
+	Join []string `json:"join,omitempty"`
+	// HostsFrom are the roles whose addresses on Network go into this
+	// container's hosts file; it is created once they run. Under gVisor
+	// that is how a sidecar finds another (Docker's DNS is out of reach).
+	HostsFrom []string `json:"hosts_from,omitempty"`
+	Mounts    []Mount  `json:"mounts,omitempty"`
 	// Tmpfs maps a path to mount options.
 	Tmpfs          map[string]string `json:"tmpfs,omitempty"`
 	CapDrop        []string          `json:"cap_drop,omitempty"`

@@ -24,7 +24,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 	if s.DerivedImage != "" {
 		fmt.Fprintf(&b, "derived   %s (with %s copied to /workspace)\n", s.DerivedImage, s.Cwd)
 	}
-	fmt.Fprintf(&b, "runtime   %s\n", p.Docker.Runtime)
+	fmt.Fprintf(&b, "runtime   %s (%s)\n", p.Docker.Runtime, p.Docker.RuntimeReason)
 	fmt.Fprintf(&b, "command   %s\n", quoteArgs(s.Command))
 	if s.Autonomous {
 		b.WriteString("autonomy  on: Claude Code runs without permission prompts (the bottle is the boundary)\n")
@@ -92,7 +92,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 	}
 	b.WriteString("\ncontainers:\n")
 	for _, c := range p.Docker.Containers {
-		fmt.Fprintf(&b, "  %-34s %-10s %s on %s", c.Name, c.Role, c.Image, c.Network)
+		fmt.Fprintf(&b, "  %-34s %-10s %-5s %s on %s", c.Name, c.Role, c.Runtime, c.Image, c.Network)
 		if len(c.Join) > 0 {
 			fmt.Fprintf(&b, " + %s", strings.Join(c.Join, ", "))
 		}
