@@ -416,6 +416,11 @@ func TestAdversarialEgress(t *testing.T) {
 			want: []string{"code=403", "(secret canary)"}, deny: canaryURL("(raw) appeared in the URL")},
 		{name: "canary-query-hex", cmd: `hc 'http://allowed.test:8080/?h=` + hexTok + `'`,
 			want: []string{"code=403", "(secret canary)"}, deny: canaryURL("(hex) appeared in the URL")},
+		// A stray "%" before the hex form, its last digit percent-encoded:
+		// decoding first would read "%73" as "s" and lose the form (found by
+		// fuzzing the log redactor, which decoded the same way).
+		{name: "canary-query-hex-stray-percent", cmd: `hc 'http://allowed.test:8080/?h=%` + hexTok[:len(hexTok)-1] + fmt.Sprintf("%%%02x", hexTok[len(hexTok)-1]) + `'`,
+			want: []string{"code=403", "(secret canary)"}, deny: canaryURL("(hex) appeared in the URL")},
 		{name: "canary-query-base64url", cmd: `hc 'http://allowed.test:8080/?d=` + url.QueryEscape(b64url) + `'`,
 			want: []string{"code=403", "(secret canary)"}, deny: canaryURL("appeared in the URL")},
 		{name: "canary-header-base64", cmd: `hc -H 'X-Data: ` + b64 + `' http://allowed.test:8080/`,

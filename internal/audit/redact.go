@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"strings"
+
+	"github.com/claude-bottle/claude-bottle/internal/secretform"
 )
 
 // Redacted replaces a credential in a log field.
@@ -113,21 +115,22 @@ func (r *Redactor) once(s string) (string, bool) {
 // spans replaces every byte range of s that is one of the forms, overlaps
 // merged, by Redacted.
 func (r *Redactor) spans(s string) string {
-	lower := asciiLower(s)
 	var mark []bool
 	for _, f := range r.forms {
-		for from := 0; ; {
-			i := strings.Index(lower[from:], f)
+		// Any of the form's bytes may be percent-encoded (secretform): a
+		// stray "%" before an encoded secret would throw decoding off.
+		for from := 0; from < len(s); {
+			i, j := secretform.Index(s, f, true, from)
 			if i < 0 {
 				break
 			}
 			if mark == nil {
 				mark = make([]bool, len(s))
 			}
-			for j := from + i; j < from+i+len(f); j++ {
-				mark[j] = true
+			for k := i; k < j; k++ {
+				mark[k] = true
 			}
-			from += i + 1
+			from = i + 1
 		}
 	}
 	if mark == nil {

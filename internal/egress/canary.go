@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"github.com/claude-bottle/claude-bottle/internal/secretform"
 )
 
 // minCanaryLen: shorter values would match innocent text.
@@ -109,23 +111,26 @@ func (c *canary) search(s string, fold bool) (string, bool) {
 	return "", false
 }
 
+// match looks for every form with any of its bytes percent-encoded
+// (secretform): decoding first could be thrown off by a stray "%" before
+// an encoded secret. search's rounds of decoding then catch escapes of
+// escapes.
 func (c *canary) match(s string, foldAll bool) (string, bool) {
 	if !foldAll {
 		for _, f := range c.exact {
-			if strings.Contains(s, f.s) {
+			if secretform.Contains(s, f.s, false) {
 				return f.encoding, true
 			}
 		}
 	}
-	lower := strings.ToLower(s)
 	for _, f := range c.folded {
-		if strings.Contains(lower, f.s) {
+		if secretform.Contains(s, f.s, true) {
 			return f.encoding, true
 		}
 	}
 	if foldAll {
 		for _, f := range c.exact {
-			if strings.Contains(lower, strings.ToLower(f.s)) {
+			if secretform.Contains(s, strings.ToLower(f.s), true) {
 				return f.encoding, true
 			}
 		}

@@ -105,3 +105,25 @@ func TestCanaryInHostHeader(t *testing.T) {
 		t.Fatal("the secret was echoed")
 	}
 }
+
+// A stray "%" just before an encoded secret whose first bytes are hex
+// digits: decoding left to right would take "%" and those two bytes as one
+// escape and lose the secret (found by FuzzRedact in the log redactor,
+// which shared the decoding). Any byte of the secret may be encoded.
+func TestCanaryStrayPercentBeforeEncodedSecret(t *testing.T) {
+	const hexy = "ab12cdef-Token!"
+	c := newCanary([]string{hexy})
+	for _, s := range []string{
+		"/%" + url.QueryEscape(hexy),
+		"/%" + url.PathEscape(hexy) + "0",
+		"/x?q=%%" + percentAll(hexy[:3], "%02x") + hexy[3:],
+		"/%61%62" + hexy[2:],
+	} {
+		if _, ok := c.find(s); !ok {
+			t.Errorf("canary misses %q in %q", hexy, s)
+		}
+	}
+	if _, ok := c.find("/%ab12cdef-Toke"); ok {
+		t.Error("a cut secret matched")
+	}
+}
