@@ -45,7 +45,7 @@ func NewRedactor(values []string) *Redactor {
 		add(v)
 		add(hex.EncodeToString([]byte(v)))
 		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
-			for _, core := range base64Cores(enc, []byte(v)) {
+			for _, core := range secretform.Base64Cores(enc, []byte(v)) {
 				add(core)
 			}
 		}
@@ -54,18 +54,6 @@ func NewRedactor(values []string) *Redactor {
 		return nil
 	}
 	return r
-}
-
-// base64Cores returns, for each of the three byte alignments v can have
-// inside a longer encoded string, the characters that depend on v alone:
-// any base64 of a string containing v contains one of them.
-func base64Cores(enc *base64.Encoding, v []byte) []string {
-	var cores []string
-	for k := range 3 {
-		s := enc.EncodeToString(append(make([]byte, k), v...))
-		cores = append(cores, s[(8*k+5)/6:8*(k+len(v))/6])
-	}
-	return cores
 }
 
 // Redact returns s with every credential form it holds replaced by
@@ -93,7 +81,7 @@ func (r *Redactor) Redact(s string) string {
 func (r *Redactor) once(s string) (string, bool) {
 	cands := []string{s}
 	for range 3 {
-		d := percentDecode(cands[len(cands)-1])
+		d := secretform.Decode(cands[len(cands)-1])
 		if d == cands[len(cands)-1] {
 			break
 		}
@@ -159,23 +147,4 @@ func asciiLower(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// percentDecode decodes every valid %XX and leaves anything else alone.
-func percentDecode(s string) string {
-	if !strings.Contains(s, "%") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) {
-			if v, err := hex.DecodeString(s[i+1 : i+3]); err == nil {
-				b.WriteByte(v[0])
-				i += 2
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -46,31 +46,16 @@ func newCanary(values []string) *canary {
 			continue
 		}
 		add(&c.exact, v, "raw")
-		for _, core := range base64Cores(base64.StdEncoding, []byte(v)) {
+		for _, core := range secretform.Base64Cores(base64.StdEncoding, []byte(v)) {
 			add(&c.exact, core, "base64")
 		}
-		for _, core := range base64Cores(base64.URLEncoding, []byte(v)) {
+		for _, core := range secretform.Base64Cores(base64.URLEncoding, []byte(v)) {
 			add(&c.exact, core, "base64url")
 		}
 		add(&c.folded, strings.ToLower(v), "raw")
 		add(&c.folded, hex.EncodeToString([]byte(v)), "hex")
 	}
 	return c
-}
-
-// base64Cores returns, for each of the three byte alignments v can have
-// inside a longer encoded string, the characters that depend on v alone.
-// Any base64 (padded or not) of a string containing v contains one of
-// them, so "user:SECRET" in a Basic header is caught as well as SECRET.
-func base64Cores(enc *base64.Encoding, v []byte) []string {
-	var cores []string
-	for k := range 3 {
-		s := enc.EncodeToString(append(make([]byte, k), v...))
-		start := (8*k + 5) / 6
-		end := 8 * (k + len(v)) / 6
-		cores = append(cores, s[start:end])
-	}
-	return cores
 }
 
 // find reports the encoding in which a secret appears in s, raw or after
@@ -102,7 +87,7 @@ func (c *canary) search(s string, fold bool) (string, bool) {
 		if enc, ok := c.match(s, fold); ok {
 			return enc, true
 		}
-		d := percentDecode(s)
+		d := secretform.Decode(s)
 		if d == s {
 			break
 		}
@@ -136,37 +121,4 @@ func (c *canary) match(s string, foldAll bool) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// percentDecode decodes every valid %XX and leaves anything else alone,
-// where url.PathUnescape would give up on the whole string.
-func percentDecode(s string) string {
-	if !strings.Contains(s, "%") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
-			i += 2
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
 }

@@ -7,7 +7,10 @@
 // The egress canary and the log redactor both search with it.
 package secretform
 
-import "strings"
+import (
+	"encoding/base64"
+	"strings"
+)
 
 // Index returns the start and end of the first match of v in s at or after
 // from, or -1, -1. With fold, ASCII letters match without case (v is
@@ -92,4 +95,36 @@ func unhex(c byte) byte {
 	default:
 		return c - 'A' + 10
 	}
+}
+
+// Decode decodes every valid %XX and leaves anything else alone, where
+// url.PathUnescape would give up on the whole string: one round, for
+// escapes of escapes (%2541), which Index does not see through.
+func Decode(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Base64Cores returns, for each of the three byte alignments v can have
+// inside a longer encoded string, the characters that depend on v alone:
+// any base64 (padded or not) of a string containing v contains one of
+// them, so "user:SECRET" in a Basic header is caught as well as SECRET.
+func Base64Cores(enc *base64.Encoding, v []byte) []string {
+	var cores []string
+	for k := range 3 {
+		s := enc.EncodeToString(append(make([]byte, k), v...))
+		cores = append(cores, s[(8*k+5)/6:8*(k+len(v))/6])
+	}
+	return cores
 }
