@@ -27,8 +27,10 @@ import (
 const runscRuntime = "runsc"
 
 // probeTimeout bounds one probe container: a hung platform (runsc
-// --platform=kvm hangs on some hosts) must not hang every launch.
-const probeTimeout = 30 * time.Second
+// --platform=kvm hangs on some hosts) must not hang every launch. A probe
+// takes about a second; the margin is for a loaded host, where 30 s was
+// seen to pass (and a timeout's verdict is kept until the next re-probe).
+const probeTimeout = 90 * time.Second
 
 // unknownBinaryTTL is how long a verdict about a runtime binary this
 // process cannot read (so cannot tell when it changes) stays trusted.
