@@ -27,6 +27,7 @@ cleanup() {
 	ids=$(docker ps -aq --filter "name=^$PREFIX" 2>/dev/null || true)
 	[ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1 || true
 	for n in $(docker network ls -q --filter "name=^$PREFIX" 2>/dev/null); do docker network rm "$n" >/dev/null 2>&1 || true; done
+	for v in $(docker volume ls -q --filter "name=^$PREFIX" 2>/dev/null); do docker volume rm -f "$v" >/dev/null 2>&1 || true; done
 	[ "${KEEP:-}" = 1 ] || rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
