@@ -92,8 +92,10 @@ func newCleanupCmd(g *globals) *cobra.Command {
 		Use:   "cleanup",
 		Short: "Remove containers, networks and stage files that belong to no live bottle",
 		Long: `Remove what a launcher that is no longer running left behind (after kill -9, a
-crash or a reboot): containers and networks found by their claude-bottle labels whose
-owner process is gone, and their stage directories. Running bottles are not touched.`,
+crash or a reboot): containers, networks and volumes found by their claude-bottle labels
+whose owner process is gone, and their stage directories. An orphan's work is brought
+back first, as run would have (a branch of its repository, or an archive under the
+state directory). Running bottles are not touched.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -369,18 +368,10 @@ func routeCredentials(b *manifest.Bottle, getenv func(string) string) map[string
 // credentialsPresent fails when a route has none of its credentials set on
 // this host (launch would fail the same way, later).
 func credentialsPresent(b *manifest.Bottle, getenv func(string) string) error {
+	set := routeCredentials(b, getenv)
 	for _, r := range b.CredProxy.Routes {
-		var tried []string
-		found := false
-		for _, c := range r.Credentials {
-			if launch.CredentialSet(c, getenv) {
-				found = true
-				break
-			}
-			tried = append(tried, c.Describe())
-		}
-		if !found {
-			return fmt.Errorf("route %q (%s) has no token: set %s on the host", r.Name, r.Path, strings.Join(tried, " or "))
+		if _, ok := set[r.Name]; !ok {
+			return launch.NoToken(fmt.Sprintf("route %q (%s)", r.Name, r.Path), r.Credentials)
 		}
 	}
 	return nil

@@ -132,13 +132,14 @@ func writeAgentJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := stage.WriteFile(path, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("claude state: %w", err)
-	}
+	// Owned before it takes path's place: a running bottle of the same
+	// agent never sees it root-owned.
+	uid := -1
 	if os.Getuid() == 0 {
-		if err := os.Lchown(path, AgentUID, AgentUID); err != nil {
-			return fmt.Errorf("claude state: %w", err)
-		}
+		uid = AgentUID
+	}
+	if err := stage.WriteFileOwned(path, append(b, '\n'), 0o600, uid); err != nil {
+		return fmt.Errorf("claude state: %w", err)
 	}
 	return nil
 }

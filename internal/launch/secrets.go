@@ -75,7 +75,6 @@ func CredentialSet(c manifest.Credential, getenv func(string) string) bool {
 
 // resolveFirst returns the first credential that yields a value.
 func resolveFirst(ctx context.Context, what string, creds []manifest.Credential, getenv func(string) string) (string, manifest.Credential, error) {
-	var tried []string
 	for _, c := range creds {
 		v, err := ResolveCredential(ctx, c, getenv)
 		if err == nil {
@@ -84,7 +83,16 @@ func resolveFirst(ctx context.Context, what string, creds []manifest.Credential,
 		if !errors.Is(err, errNoValue) {
 			return "", c, fmt.Errorf("%s: %w", what, err)
 		}
-		tried = append(tried, c.Describe())
 	}
-	return "", manifest.Credential{}, fmt.Errorf("%s has no token: set %s on the host", what, strings.Join(tried, " or "))
+	return "", manifest.Credential{}, NoToken(what, creds)
+}
+
+// NoToken is the error for what, none of whose credentials is set on the
+// host: it names every source to set.
+func NoToken(what string, creds []manifest.Credential) error {
+	tried := make([]string, len(creds))
+	for i, c := range creds {
+		tried[i] = c.Describe()
+	}
+	return fmt.Errorf("%s has no token: set %s on the host", what, strings.Join(tried, " or "))
 }
