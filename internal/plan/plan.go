@@ -120,6 +120,11 @@ type Plan struct {
 	Spec     Spec       `json:"spec"`
 	Docker   DockerPlan `json:"docker"`
 	Notes    []string   `json:"notes,omitempty"`
+	// Backend names what runs the plan ("docker"); Operations are its
+	// steps, in order (Backend.Operations). plan.Build leaves both empty:
+	// the caller that picked the backend fills them in.
+	Backend    string `json:"backend,omitempty"`
+	Operations []Op   `json:"operations,omitempty"`
 }
 
 // Errors a caller branches on.

@@ -106,6 +106,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  %-34s %s\n", n.Name, kind)
 	}
+	WriteOps(&b, p.Operations)
 	for _, n := range p.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
