@@ -29,6 +29,11 @@ import (
 // otherwise, saying how to start it.
 func Engine(t testing.TB) *docker.Client {
 	t.Helper()
+	if testing.Short() {
+		// The -short tier runs no engine, whatever CI says: it is the
+		// seconds-long check before the real suites.
+		t.Skip("-short: this test needs the Docker engine")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := docker.New(ctx)

@@ -23,11 +23,16 @@ type Backend interface {
 	// Close releases the connection to the engine.
 	Close() error
 
-	// Facts gathers what planning needs from this host and engine: the
-	// host facts (whether gVisor works here, ...) and the resources that
-	// exist already (naming). With req.Build it first builds the images
-	// that are missing (run); without, it builds and starts nothing (plan).
-	Facts(ctx context.Context, req FactsRequest) (plan.Host, plan.Observed, error)
+	// Facts gathers what planning needs to know of this host and engine
+	// (whether gVisor works here, ...). With req.Build it first builds the
+	// images that are missing (run); without, it builds and starts nothing
+	// (plan).
+	Facts(ctx context.Context, req FactsRequest) (plan.Host, error)
+	// Observe reads what exists already that bears on naming, and the
+	// subnets of the networks egress joins (join). A caller that plans
+	// concurrently with other launchers holds a lock from here until Up
+	// says the name is claimed.
+	Observe(ctx context.Context, join []string) (plan.Observed, error)
 	// Operations lists, in order, the operations Up performs for p. It is
 	// pure: `plan` prints it without an engine.
 	Operations(p *plan.Plan) []plan.Op
@@ -59,14 +64,13 @@ type Backend interface {
 
 // FactsRequest says what Facts is for.
 type FactsRequest struct {
-	// Agent and Join (the networks egress joins) are the planned agent's.
+	// Agent is the agent to be planned.
 	Agent string
-	Join  []string
 	// Build builds the missing images first (for run); Need says which.
 	Build bool
 	Need  Images
-	// ExtraCA is a PEM bundle trusted by image builds.
-	ExtraCA []byte
+	// ExtraCA is the path of a PEM bundle image builds trust ("" none).
+	ExtraCA string
 }
 
 // Images says which images a bottle needs.

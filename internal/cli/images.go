@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/claude-bottle/claude-bottle/internal/docker"
+	dockerbackend "github.com/claude-bottle/claude-bottle/internal/backend/docker"
 	"github.com/claude-bottle/claude-bottle/internal/images"
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
 )
@@ -46,17 +46,16 @@ builds from concurrent runs on one host are serialized.`,
 			if isTerminal(g.stderr) {
 				progress = g.stderr
 			}
-			c, err := docker.New(ctx)
+			o, err := backendOptions(g, progress)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			tags, err := imageTags(g)
+			be, err := dockerbackend.New(ctx, o)
 			if err != nil {
 				return err
 			}
-			need := images.Need{Agent: true, Sidecar: !agentOnly, GitGate: !agentOnly}
-			set, err := images.Ensure(ctx, c, g.log, images.Options{ExtraCA: ca, Progress: progress, Tags: tags}, need)
+			defer be.Close()
+			set, err := be.BuildImages(ctx, ca, images.Need{Agent: true, Sidecar: !agentOnly, GitGate: !agentOnly})
 			if err != nil {
 				return fmt.Errorf("images: %w", err)
 			}
@@ -80,12 +79,12 @@ func newImagesLsCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := docker.New(ctx)
+			be, err := openDocker(ctx, g)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			imgs, err := c.ListImages(ctx, map[string]string{images.KindLabel: ""})
+			defer be.Close()
+			imgs, err := be.Images(ctx)
 			if err != nil {
 				return fmt.Errorf("images: %w", err)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -37,12 +38,11 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	released := false
+	var once sync.Once
 	return func() {
-		if !released {
-			released = true
+		once.Do(func() {
 			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 			f.Close()
-		}
+		})
 	}, nil
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
-	"github.com/claude-bottle/claude-bottle/internal/manifest"
 )
 
 func TestLogsMergedByTime(t *testing.T) {
@@ -32,16 +31,6 @@ func TestLogsMergedByTime(t *testing.T) {
 	}
 	if got := strings.Join(kinds, ""); got != "abc" {
 		t.Fatalf("order %q (a partial last line must wait until it is whole):\n%s", got, out.String())
-	}
-}
-
-func TestSecretFilesOfABottle(t *testing.T) {
-	b := &manifest.Bottle{}
-	b.CredProxy.Routes = []manifest.Route{{Credentials: []manifest.Credential{{Env: "X"}, {File: "/w/token"}}}}
-	b.Git.Repos = []manifest.Repo{{Key: "/w/deploy_key"}, {Token: &manifest.Credential{File: "/w/gh"}}}
-	got := strings.Join(secretFiles(b), ",")
-	if got != "/w/token,/w/deploy_key,/w/gh" {
-		t.Fatalf("secret files %q", got)
 	}
 }
 

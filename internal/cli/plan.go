@@ -5,24 +5,27 @@ import (
 	"fmt"
 	"os"
 
+	dockerbackend "github.com/claude-bottle/claude-bottle/internal/backend/docker"
+
 	"github.com/spf13/cobra"
 
-	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/backend"
 	"github.com/claude-bottle/claude-bottle/internal/launch"
 	"github.com/claude-bottle/claude-bottle/internal/oneline"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
-	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
 func newPlanCmd(g *globals) *cobra.Command {
-	var asJSON, cwd bool
+	var asJSON, cwd, verbose bool
 	cmd := &cobra.Command{
 		Use:   "plan [AGENT] [-- CMD ARGS...]",
 		Short: "Show what `run` would do, without doing it",
 		Long: `Show what run would do: the instance name, image, sidecars, effective allowlist,
 credential routes (never tokens), repositories, the agent's environment (forwarded
 values are never shown), containers and networks. Reads the engine's state to pick the
-name; creates nothing. --json prints the same for scripts.`,
+name; creates nothing. --json prints the same for scripts, with the backend's list of
+operations (each one engine call, with the operations it waits for); --verbose adds
+that list to the text.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, command, err := agentArgs("plan", args, cmd.ArgsLenAtDash())
 			if err != nil {
@@ -35,15 +38,19 @@ name; creates nothing. --json prints the same for scripts.`,
 			if asJSON {
 				return p.WriteJSON(g.stdout)
 			}
+			if !verbose {
+				p.Operations = nil
+			}
 			return p.WriteText(g.stdout)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	cmd.Flags().BoolVar(&cwd, "cwd", false, "plan with the working directory copied into a derived image")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "also list the operations run would perform, in order")
 	return cmd
 }
 
-// buildPlan loads the manifest, observes the engine and builds the plan,
+// buildPlan loads the manifest, asks the backend and builds the plan,
 // creating nothing. Without an engine it plans against an empty one and
 // says so: a dry run should work on a laptop with Docker stopped.
 func buildPlan(ctx context.Context, g *globals, name string, command []string, cwd bool) (*plan.Plan, error) {
@@ -55,30 +62,31 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 	if err != nil {
 		return nil, err
 	}
-	state, err := stage.StateDir(g.getenv)
-	if err != nil {
-		return nil, err
-	}
+	bottle := m.Bottles[m.Agents[agent].Bottle]
 	var obs plan.Observed
 	var host plan.Host
-	c, err := docker.New(ctx)
+	var ops func(*plan.Plan) []plan.Op
+	be, err := openBackend(ctx, g, nil)
 	if err != nil {
 		fmt.Fprintf(g.stderr, "claude-bottle: no engine (%v); planning as if nothing runs\n", oneline.First(err.Error()))
-		host = hostFacts(ctx, g, nil, state, "", agent)
+		o, oerr := backendOptions(g, nil)
+		if oerr != nil {
+			return nil, oerr
+		}
+		host = launch.HostFacts(o.State, agent, g.getenv)
 		host.RunscNote = "the engine could not be asked"
+		ops = dockerbackend.Offline(o).Operations
 	} else {
-		defer c.Close()
-		bottle := m.Bottles[m.Agents[agent].Bottle]
-		if obs, err = launch.Observe(ctx, c, bottle.Egress.Networks); err != nil {
+		defer be.Close()
+		if host, err = be.Facts(ctx, backend.FactsRequest{Agent: agent}); err != nil {
 			return nil, err
 		}
-		img, err := probeImage(ctx, g, c)
-		if err != nil {
+		if obs, err = be.Observe(ctx, bottle.Egress.Networks); err != nil {
 			return nil, err
 		}
-		host = hostFacts(ctx, g, c, state, img, agent)
+		ops = be.Operations
 	}
-	host.RouteCredential = routeCredentials(m.Bottles[m.Agents[agent].Bottle], g.getenv)
+	host.RouteCredential = routeCredentials(bottle, g.getenv)
 	opts := plan.Options{Agent: agent, Command: command}
 	if cwd {
 		opts.Cwd, _ = os.Getwd()
@@ -86,5 +94,10 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 			return nil, err
 		}
 	}
-	return plan.Build(m, opts, obs, host)
+	p, err := plan.Build(m, opts, obs, host)
+	if err != nil {
+		return nil, err
+	}
+	p.Backend, p.Operations = dockerbackend.Name, ops(p)
+	return p, nil
 }

@@ -9,8 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/claude-bottle/claude-bottle/internal/docker"
-	"github.com/claude-bottle/claude-bottle/internal/launch"
+	"github.com/claude-bottle/claude-bottle/internal/backend"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/safetext"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
@@ -22,12 +21,12 @@ func newPsCmd(g *globals) *cobra.Command {
 		Short: "List bottles: agent, instance, sidecars, age, runtime",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := docker.New(cmd.Context())
+			be, err := openBackend(cmd.Context(), g, nil)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			rs, err := launch.List(cmd.Context(), c)
+			defer be.Close()
+			rs, err := be.List(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -56,7 +55,7 @@ func newPsCmd(g *globals) *cobra.Command {
 // runtimeColumn is one runtime when every container has it, else each
 // role's, and why, as the plan decided it (runtime: auto, the bottle's
 // setting, or CLAUDE_BOTTLE_RUNTIME).
-func runtimeColumn(r launch.Running) string {
+func runtimeColumn(r backend.Instance) string {
 	if len(r.Runtimes) == 0 {
 		if r.Runtime == "" {
 			return "-"
@@ -99,16 +98,16 @@ state directory). Running bottles are not touched.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := docker.New(ctx)
+			be, err := openBackend(ctx, g, nil)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer be.Close()
 			state, err := stage.StateDir(g.getenv)
 			if err != nil {
 				return err
 			}
-			orphans, err := launch.Orphans(ctx, c)
+			orphans, err := be.Orphans(ctx)
 			if err != nil {
 				return err
 			}
@@ -122,7 +121,7 @@ state directory). Running bottles are not touched.`,
 				fmt.Fprintf(g.stdout, "%s %s %s (instance %s)\n", verb, o.Kind, safetext.Text(o.Name), safetext.Text(o.Instance))
 			}
 			// Stage directories with no resource left belong to nobody either.
-			live, err := launch.List(ctx, c)
+			live, err := be.List(ctx)
 			if err != nil {
 				return err
 			}
@@ -153,16 +152,15 @@ state directory). Running bottles are not touched.`,
 			if dry {
 				return nil
 			}
-			l := &launch.Launcher{Docker: c, Log: g.log, State: state, Getenv: g.getenv}
 			var failed []string
 			for inst := range instances {
 				// The work of a killed run comes back before its bottle goes.
-				if w, err := l.FinishOrphan(ctx, inst); err != nil {
+				if w, err := be.FinishOrphan(ctx, inst); err != nil {
 					fmt.Fprintf(g.stderr, "claude-bottle: %s: bringing the work back: %v\n", inst, err)
 				} else if !w.Nothing {
 					fmt.Fprintf(g.stdout, "%s: %s\n", inst, w)
 				}
-				if err := l.Down(ctx, inst); err != nil {
+				if err := be.Down(ctx, inst); err != nil {
 					failed = append(failed, fmt.Sprintf("%s: %v", inst, err))
 				}
 			}

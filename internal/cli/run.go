@@ -13,8 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/claude-bottle/claude-bottle/internal/docker"
-	"github.com/claude-bottle/claude-bottle/internal/images"
+	"github.com/claude-bottle/claude-bottle/internal/backend"
 	"github.com/claude-bottle/claude-bottle/internal/launch"
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
@@ -89,9 +88,10 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	if err != nil {
 		return err
 	}
+	bottle := m.Bottles[m.Agents[agent].Bottle]
 	// A missing token is known now: say so before the engine is asked and
 	// before minutes of image builds.
-	if err := credentialsPresent(m.Bottles[m.Agents[agent].Bottle], g.getenv); err != nil {
+	if err := credentialsPresent(bottle, g.getenv); err != nil {
 		return err
 	}
 	state, err := stage.StateDir(g.getenv)
@@ -103,30 +103,23 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	if isTerminal(g.stderr) {
 		progress = g.stderr
 	}
-	c, err := docker.New(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-
-	tags, err := imageTags(g)
-	if err != nil {
-		return err
-	}
-	bottle := m.Bottles[m.Agents[agent].Bottle]
-	need := images.Need{Sidecar: true, GitGate: len(bottle.Git.Repos) > 0, Agent: g.getenv("CLAUDE_BOTTLE_IMAGE") == ""}
 	ca, err := extraCA(caFlag, g.getenv, func() (*manifest.Manifest, error) { return m, nil })
 	if err != nil {
 		return err
 	}
-	set, err := images.Ensure(ctx, c, g.log, images.Options{
-		ExtraCA: ca, Progress: progress, AgentDockerfile: approvedDockerfile(state, agent), Tags: tags,
-	}, need)
+	be, err := openBackend(ctx, g, progress)
 	if err != nil {
-		return fmt.Errorf("images: %w", err)
+		return err
+	}
+	defer be.Close()
+
+	host, err := be.Facts(ctx, backend.FactsRequest{Agent: agent, Build: true, ExtraCA: ca, Need: backend.Images{
+		Sidecar: true, GitGate: len(bottle.Git.Repos) > 0, Agent: g.getenv("CLAUDE_BOTTLE_IMAGE") == "",
+	}})
+	if err != nil {
+		return err
 	}
 	t.mark("images")
-	host := hostFacts(ctx, g, c, state, set.Sidecar, agent)
 	host.RouteCredential = routeCredentials(bottle, g.getenv)
 	wd, _ := os.Getwd()
 	opts := plan.Options{Agent: agent, Command: command, TTY: tty}
@@ -138,21 +131,22 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	}
 
 	// Observing and claiming a name happen under a host-wide lock, so
-	// concurrent runs of one agent get distinct instances.
+	// concurrent runs of one agent get distinct instances. Up releases it
+	// once the name is taken (or before a --cwd image build).
 	unlock, err := lockFile(ctx, filepath.Join(state, "launch.lock"))
 	if err != nil {
 		return err
 	}
-	obs, err := launch.Observe(ctx, c, bottle.Egress.Networks)
+	defer unlock()
+	obs, err := be.Observe(ctx, bottle.Egress.Networks)
 	if err != nil {
-		unlock()
 		return err
 	}
 	p, err := plan.Build(m, opts, obs, host)
 	if err != nil {
-		unlock()
 		return err
 	}
+	p.Backend, p.Operations = be.Name(), be.Operations(p)
 	for _, n := range p.Notes {
 		fmt.Fprintf(g.stderr, "claude-bottle: %s\n", n)
 	}
@@ -172,24 +166,6 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 		fmt.Fprintf(g.stderr, "claude-bottle: the agent starts in an empty /workspace; with --cwd it gets a copy of this repository and its work comes back as a branch\n")
 	}
 	t.mark("plan")
-	if p.Spec.DerivedImage != "" {
-		unlock()
-		unlock = func() {}
-		if err := images.BuildWorkspace(ctx, c, g.log, p.Spec.Image, p.Spec.DerivedImage, wd, secretFiles(bottle), progress); err != nil {
-			return fmt.Errorf("--cwd: %w", err)
-		}
-		t.mark("workspace")
-	}
-
-	l := &launch.Launcher{Docker: c, Log: g.log, State: state, Progress: progress, Getenv: g.getenv}
-	if v := g.getenv("CLAUDE_BOTTLE_READY_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			unlock()
-			return fmt.Errorf("CLAUDE_BOTTLE_READY_TIMEOUT=%q: %v (use a duration such as 90s)", v, err)
-		}
-		l.ReadyTimeout = d
-	}
 	if progress != nil {
 		fmt.Fprintf(progress, "claude-bottle: starting %s\n", p.Instance)
 	}
@@ -197,7 +173,7 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	if manifestPath != "" {
 		manifestPath, _ = filepath.Abs(manifestPath)
 	}
-	b, err := l.Up(ctx, p, manifestPath, unlock)
+	b, err := be.Up(ctx, p, backend.UpOptions{ManifestPath: manifestPath, Claimed: unlock})
 	unlock()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -211,7 +187,7 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 	// Neither waits on ctx: a signal must not cut them short.
 	defer func() {
 		fctx := context.WithoutCancel(ctx)
-		work, err := l.Finish(fctx, p, b.AgentID)
+		work, err := be.Finish(fctx, b)
 		switch {
 		case err != nil:
 			fmt.Fprintf(g.stderr, "claude-bottle: bringing the work back: %v\n", err)
@@ -220,7 +196,7 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 			fmt.Fprintf(g.stderr, "claude-bottle: %s\n", work)
 		}
 		t.mark("finish")
-		if err := l.Down(fctx, p.Instance); err != nil {
+		if err := be.Down(fctx, p.Instance); err != nil {
 			fmt.Fprintf(g.stderr, "claude-bottle: teardown of %s: %v\n", p.Instance, err)
 		}
 		t.mark("teardown")
@@ -229,15 +205,15 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 		fmt.Fprintf(g.stderr, "claude-bottle: %s is to be forwarded but is not set on the host; the agent will not have it\n", n)
 	}
 
-	streams := docker.Streams{Stdin: g.stdin, Stdout: g.stdout, Stderr: g.stderr, TTY: tty}
+	streams := backend.Streams{Stdin: g.stdin, Stdout: g.stdout, Stderr: g.stderr, TTY: tty}
 	var restore func()
 	if tty {
-		restore, err = rawTerminal(ctx, g, c, b.AgentID)
+		restore, err = rawTerminal(ctx, g, be, b)
 		if err != nil {
 			return err
 		}
 	}
-	code, err := l.Run(ctx, b, streams)
+	code, err := be.Attach(ctx, b, streams)
 	if restore != nil {
 		restore()
 	}
@@ -261,7 +237,7 @@ func isTerminal(v any) bool {
 
 // rawTerminal puts the host terminal in raw mode and keeps the agent's TTY
 // size in step with it. The returned func restores the terminal.
-func rawTerminal(ctx context.Context, g *globals, c *docker.Client, id string) (func(), error) {
+func rawTerminal(ctx context.Context, g *globals, be backend.Backend, b *backend.Bottle) (func(), error) {
 	in := g.stdin.(*os.File)
 	out := g.stdout.(*os.File)
 	old, err := term.MakeRaw(int(in.Fd()))
@@ -273,7 +249,7 @@ func rawTerminal(ctx context.Context, g *globals, c *docker.Client, id string) (
 	done := make(chan struct{})
 	resize := func() {
 		if w, h, err := term.GetSize(int(out.Fd())); err == nil {
-			_ = c.ResizeTTY(ctx, id, uint(h), uint(w))
+			_ = be.Resize(ctx, b, uint(h), uint(w))
 		}
 	}
 	go func() {
@@ -300,31 +276,6 @@ func rawTerminal(ctx context.Context, g *globals, c *docker.Client, id string) (
 		close(done)
 		_ = term.Restore(int(in.Fd()), old)
 	}, nil
-}
-
-// secretFiles lists the host files a bottle's manifest names as secrets:
-// --cwd never copies them into the agent's workspace.
-func secretFiles(b *manifest.Bottle) []string {
-	var out []string
-	add := func(c manifest.Credential) {
-		if c.File != "" {
-			out = append(out, c.File)
-		}
-	}
-	for _, r := range b.CredProxy.Routes {
-		for _, c := range r.Credentials {
-			add(c)
-		}
-	}
-	for _, r := range b.Git.Repos {
-		if r.Key != "" {
-			out = append(out, r.Key)
-		}
-		if r.Token != nil {
-			add(*r.Token)
-		}
-	}
-	return out
 }
 
 // cwdRepo says whether dir is the top of a git working tree, and at which

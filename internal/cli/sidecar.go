@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	dockerbackend "github.com/claude-bottle/claude-bottle/internal/backend/docker"
+
 	"github.com/spf13/cobra"
 
 	"github.com/claude-bottle/claude-bottle/internal/connect"
@@ -70,7 +72,7 @@ func newSidecarCmd(g *globals) *cobra.Command {
 			return health(c.Context(), args[0])
 		}},
 		&cobra.Command{Use: "reap CONTAINER-ID", Args: cobra.ExactArgs(1), RunE: func(c *cobra.Command, args []string) error {
-			return reapRuntime(c.Context(), "/proc", args[0], syscallKill, g.stdout)
+			return dockerbackend.Reap(c.Context(), args[0], g.stdout)
 		}},
 		&cobra.Command{Use: "connect HOST PORT", Args: cobra.ExactArgs(2), RunE: func(c *cobra.Command, args []string) error {
 			return tunnelStdio(c.Context(), g.stdin, g.stdout, args[0], args[1], g.getenv)

@@ -187,3 +187,13 @@ func (d *DockerPlan) Container(role string) *Container {
 	}
 	return nil
 }
+
+// Network returns the network of a name, or nil.
+func (d *DockerPlan) Network(name string) *Network {
+	for i := range d.Networks {
+		if d.Networks[i].Name == name {
+			return &d.Networks[i]
+		}
+	}
+	return nil
+}

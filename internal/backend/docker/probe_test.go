@@ -1,4 +1,4 @@
-package cli
+package docker
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/e2e/e2etest"
 	"github.com/claude-bottle/claude-bottle/internal/docker"
-	"github.com/claude-bottle/claude-bottle/internal/launch"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 )
 
@@ -78,7 +77,7 @@ func TestFailedProbeLeavesNothing(t *testing.T) {
 	c := e2etest.Engine(t)
 	needRuntime(t, c, failingRuntime)
 	e2etest.Images(t)
-	tags, err := imageTags(&globals{getenv: os.Getenv})
+	tags, err := imageTags(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,13 +141,13 @@ func TestFailedProbeLeavesNothing(t *testing.T) {
 // Under CI the engine's runsc is the current gVisor, and it works.
 func TestRunscProbeWorks(t *testing.T) {
 	c := e2etest.Engine(t)
-	needRuntime(t, c, runscRuntime)
+	needRuntime(t, c, RunscRuntime)
 	e2etest.Images(t)
-	tags, err := imageTags(&globals{getenv: os.Getenv})
+	tags, err := imageTags(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := probeRuntime(context.Background(), c, testLogger(t), t.TempDir(), runscRuntime, tags.Sidecar, false)
+	p := probeRuntime(context.Background(), c, testLogger(t), t.TempDir(), RunscRuntime, tags.Sidecar, false)
 	if !p.Works {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI=true but runsc does not work: %s", p.Note)
@@ -158,19 +157,19 @@ func TestRunscProbeWorks(t *testing.T) {
 	if p.Digest == "" || len(p.Ended) != 0 {
 		t.Errorf("digest %q, ended %v", p.Digest, p.Ended)
 	}
-	// The verb: probes once, then says the verdict is cached, until --reprobe.
-	t.Setenv("CLAUDE_BOTTLE_STATE_DIR", t.TempDir())
+	// Runtime (the `runtime` verb): probes once, then the verdict is
+	// cached, until reprobe.
+	b, err := New(context.Background(), Options{Log: testLogger(t), State: t.TempDir(), Getenv: os.Getenv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
 	for i, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"runtime"}, "gVisor: works (probed now"},
-		{[]string{"runtime"}, "gVisor: works (cached verdict of "},
-		{[]string{"runtime", "--reprobe"}, "gVisor: works (probed now"},
-	} {
-		code, out, errs := runCLI(t, tc.args...)
-		if code != 0 || !strings.Contains(out, tc.want) || !strings.Contains(out, "runtime runsc ") {
-			t.Errorf("%d: %v: exit %d, want %q in\n%s%s", i, tc.args, code, tc.want, out, errs)
+		reprobe, cached bool
+	}{{false, false}, {false, true}, {true, false}} {
+		r, err := b.Runtime(context.Background(), tc.reprobe)
+		if err != nil || !r.Works || r.Cached != tc.cached || r.Paths[RunscRuntime] == "" {
+			t.Errorf("%d: reprobe=%v: works=%v cached=%v (want %v) paths %v err %v", i, tc.reprobe, r.Works, r.Cached, tc.cached, r.Paths, err)
 		}
 	}
 }
@@ -275,24 +274,5 @@ func TestReapRuntimeChoosesOnlyTheContainersProcesses(t *testing.T) {
 	}
 	if err := reapRuntime(context.Background(), root, "abc", kill, &out); err == nil {
 		t.Error("a short ID was accepted")
-	}
-}
-
-// ps names one runtime when all containers share it, else each role's,
-// and why.
-func TestRuntimeColumn(t *testing.T) {
-	for _, tc := range []struct {
-		r    launch.Running
-		want string
-	}{
-		{launch.Running{}, "-"},
-		{launch.Running{Runtime: "runc"}, "runc"},
-		{launch.Running{Runtimes: map[string]string{"agent": "runsc", "egress": "runsc"}, RuntimeReason: plan.ReasonAuto}, "runsc (auto)"},
-		{launch.Running{Runtimes: map[string]string{"agent": "runsc", "egress": "runc"}, RuntimeReason: plan.ReasonEnv}, "agent=runsc,egress=runc (CLAUDE_BOTTLE_RUNTIME)"},
-		{launch.Running{Runtimes: map[string]string{"agent": "runc"}, RuntimeReason: plan.ReasonManifest}, "runc (bottle setting)"},
-	} {
-		if got := runtimeColumn(tc.r); got != tc.want {
-			t.Errorf("%+v: %q, want %q", tc.r, got, tc.want)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package cli
+package docker
 
 import (
 	"context"
@@ -15,16 +15,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/claude-bottle/claude-bottle/internal/docker"
 	"github.com/claude-bottle/claude-bottle/internal/oneline"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
-// runscRuntime is the name gVisor is registered under with the engine.
-const runscRuntime = "runsc"
+// RunscRuntime is the name gVisor is registered under with the engine.
+const RunscRuntime = "runsc"
 
 // probeTimeout bounds one probe container: a hung platform (runsc
 // --platform=kvm hangs on some hosts) must not hang every launch. A probe
@@ -289,70 +287,34 @@ func reapProbe(ctx context.Context, c *docker.Client, log *slog.Logger, id, imag
 	return ended
 }
 
-// probeImage is the image a probe runs (the sidecar image, our own binary),
-// or "" when it is not built yet: plan builds nothing, so it does not probe.
-func probeImage(ctx context.Context, g *globals, c *docker.Client) (string, error) {
-	tags, err := imageTags(g)
-	if err != nil {
-		return "", err
-	}
-	if _, ok, _ := c.ImageLabels(ctx, tags.Sidecar); !ok {
-		return "", nil
-	}
-	return tags.Sidecar, nil
+// RuntimeReport is what `claude-bottle runtime` shows.
+type RuntimeReport struct {
+	// Runtimes maps each of the engine's runtimes to its binary.
+	Runtimes []string
+	Paths    map[string]string
+	// Works, Cached, Checked, Digest, Note and Ended are gVisor's verdict.
+	Works, Cached bool
+	Checked       time.Time
+	Digest, Note  string
+	Ended         []string
 }
 
-func newRuntimeCmd(g *globals) *cobra.Command {
-	var reprobe bool
-	cmd := &cobra.Command{
-		Use:   "runtime [--reprobe]",
-		Short: "Say whether gVisor (runsc) works here, from the cached probe or a new one",
-		Long: `Show the engine's OCI runtimes and whether containers start under gVisor (runsc)
-here. run and plan probe once per runsc binary (a probe starts one small container)
-and cache the verdict in the state directory until the engine, its kernel or the
-binary changes. --reprobe probes again now: use it after fixing or upgrading runsc.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, err := docker.New(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			state, err := stage.StateDir(g.getenv)
-			if err != nil {
-				return err
-			}
-			info, err := c.Info(ctx)
-			if err != nil {
-				return err
-			}
-			for _, rt := range info.Runtimes {
-				fmt.Fprintf(g.stdout, "runtime %-10s %s\n", rt, info.RuntimePaths[rt])
-			}
-			img, err := probeImage(ctx, g, c)
-			if err != nil {
-				return err
-			}
-			p := probeRuntime(ctx, c, g.log, state, runscRuntime, img, reprobe)
-			how := "probed now"
-			if p.Cached {
-				how = "cached verdict of " + p.Checked.Format(time.RFC3339)
-			}
-			if p.Digest != "" {
-				how += ", binary sha256 " + p.Digest[:16] + "…"
-			}
-			if p.Works {
-				fmt.Fprintf(g.stdout, "gVisor: works (%s); bottles with runtime auto use runsc\n", how)
-			} else {
-				fmt.Fprintf(g.stdout, "gVisor: does not work (%s): %s\n", how, p.Note)
-			}
-			for _, e := range p.Ended {
-				fmt.Fprintf(g.stdout, "  the failed probe's cleanup ended %s\n", e)
-			}
-			return nil
-		},
+// Runtime reports the engine's runtimes and whether gVisor works here,
+// from the cached verdict unless reprobe.
+func (b *Backend) Runtime(ctx context.Context, reprobe bool) (RuntimeReport, error) {
+	info, err := b.client.Info(ctx)
+	if err != nil {
+		return RuntimeReport{}, err
 	}
-	cmd.Flags().BoolVar(&reprobe, "reprobe", false, "probe again, ignoring the cached verdict")
-	return cmd
+	tags, err := imageTags(b.Getenv)
+	if err != nil {
+		return RuntimeReport{}, err
+	}
+	img, err := b.probeImage(ctx, tags)
+	if err != nil {
+		return RuntimeReport{}, err
+	}
+	p := probeRuntime(ctx, b.client, b.Log, b.State, RunscRuntime, img, reprobe)
+	return RuntimeReport{Runtimes: info.Runtimes, Paths: info.RuntimePaths, Works: p.Works, Cached: p.Cached,
+		Checked: p.Checked, Digest: p.Digest, Note: p.Note, Ended: p.Ended}, nil
 }

@@ -1,4 +1,4 @@
-package cli
+package docker
 
 import (
 	"context"
@@ -35,6 +35,12 @@ func (p proc) mentions(id string) bool {
 		}
 	}
 	return false
+}
+
+// Reap ends the runtime processes a failed start of container id left
+// behind (the `sidecar reap` verb, run by a probe's cleanup container).
+func Reap(ctx context.Context, id string, out io.Writer) error {
+	return reapRuntime(ctx, "/proc", id, syscallKill, out)
 }
 
 func syscallKill(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }

@@ -1,4 +1,4 @@
-package launch
+package docker
 
 import (
 	"archive/tar"
@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/claude-bottle/claude-bottle/internal/backend"
 	"github.com/claude-bottle/claude-bottle/internal/docker"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
@@ -32,43 +33,25 @@ const stopGrace = 3 * time.Second
 // config (a clean filter, say) runs there and could stall it.
 const harvestTimeout = 2 * time.Minute
 
-// Work says what became of the agent's work.
-type Work struct {
-	// Branch and Repo: the work came back as this branch of Repo.
-	Branch, Repo string
-	Commits      int
-	// Archive: /workspace was saved as this tar file.
-	Archive string
-	// Nothing: there was nothing new to bring back.
-	Nothing bool
-}
-
-// String is the one line run prints about it.
-func (w Work) String() string {
-	switch {
-	case w.Branch != "":
-		return fmt.Sprintf("the agent's work is on branch %s in %s (%d new commit(s); uncommitted changes, if any, are the last one)", w.Branch, w.Repo, w.Commits)
-	case w.Archive != "":
-		return fmt.Sprintf("the agent's /workspace is saved in %s", w.Archive)
-	default:
-		return "the agent left no new work in /workspace"
-	}
-}
-
-// Finish ends an instance's agent and brings its work back, before
+// finish ends an instance's agent and brings its work back, before
 // teardown removes the workspace: as a branch of the user's repository
 // when the workspace came from one (Spec.Work.Mode "branch"), else as a tar
 // archive under the state directory. When the branch cannot be made (no
 // git in the image, a broken repository), the archive is the fallback, so
 // that ending a bottle never loses work.
-func (l *Launcher) Finish(ctx context.Context, p *plan.Plan, agentID string) (Work, error) {
+// Finish implements backend.Backend.
+func (b *Backend) Finish(ctx context.Context, bt *backend.Bottle) (backend.Work, error) {
+	return b.finish(ctx, bt.Plan, bt.Agent)
+}
+
+func (l *Backend) finish(ctx context.Context, p *plan.Plan, agentID string) (backend.Work, error) {
 	if agentID == "" {
-		return Work{}, errors.New("no agent container")
+		return backend.Work{}, errors.New("no agent container")
 	}
 	// Stop first: copying a workspace that is still being written gives a
 	// torn copy. Stopping a stopped container is not an error.
-	if err := l.Docker.StopContainer(ctx, agentID, stopGrace); err != nil && !errors.Is(err, docker.ErrNotFound) {
-		return Work{}, err
+	if err := l.eng.StopContainer(ctx, agentID, stopGrace); err != nil && !errors.Is(err, docker.ErrNotFound) {
+		return backend.Work{}, err
 	}
 	w := p.Spec.Work
 	if w.Mode == "branch" {
@@ -80,22 +63,22 @@ func (l *Launcher) Finish(ctx context.Context, p *plan.Plan, agentID string) (Wo
 		archive := archivePath(filepath.Join(stage.WorkDir(l.State), p.Instance))
 		saved, aerr := l.saveArchive(ctx, agentID, archive)
 		if aerr != nil {
-			return Work{}, fmt.Errorf("%v; saving /workspace failed too: %w", err, aerr)
+			return backend.Work{}, fmt.Errorf("%v; saving /workspace failed too: %w", err, aerr)
 		}
 		if !saved {
-			return Work{Nothing: true}, nil
+			return backend.Work{Nothing: true}, nil
 		}
-		return Work{Archive: archive}, fmt.Errorf("the work could not come back as a branch (%v); /workspace is saved in %s", err, archive)
+		return backend.Work{Archive: archive}, fmt.Errorf("the work could not come back as a branch (%v); /workspace is saved in %s", err, archive)
 	}
 	archive := archivePath(filepath.Join(l.State, w.Archive))
 	saved, err := l.saveArchive(ctx, agentID, archive)
 	if err != nil {
-		return Work{}, err
+		return backend.Work{}, err
 	}
 	if !saved {
-		return Work{Nothing: true}, nil
+		return backend.Work{Nothing: true}, nil
 	}
-	return Work{Archive: archive}, nil
+	return backend.Work{Archive: archive}, nil
 }
 
 // archivePath names an archive after its instance and the time, so that a
@@ -106,7 +89,7 @@ func archivePath(prefix string) string {
 
 // harvestBranch runs workback.Script in a sandbox over the workspace
 // volume and fetches the bundle it writes into the user's repository.
-func (l *Launcher) harvestBranch(ctx context.Context, p *plan.Plan) (Work, error) {
+func (l *Backend) harvestBranch(ctx context.Context, p *plan.Plan) (backend.Work, error) {
 	agent := p.Docker.Container(plan.RoleAgent)
 	labels := maps.Clone(agent.Labels)
 	labels[plan.LabelRole] = RoleHarvest
@@ -129,48 +112,48 @@ func (l *Launcher) harvestBranch(ctx context.Context, p *plan.Plan) (Work, error
 	}
 	hctx, cancel := context.WithTimeout(ctx, harvestTimeout)
 	defer cancel()
-	id, err := l.Docker.CreateContainer(hctx, spec)
+	id, err := l.eng.CreateContainer(hctx, spec)
 	if err != nil {
-		return Work{}, err
+		return backend.Work{}, err
 	}
-	defer l.Docker.RemoveContainer(context.WithoutCancel(ctx), id)
+	defer l.eng.RemoveContainer(context.WithoutCancel(ctx), id)
 
 	tmp, err := os.MkdirTemp("", "claude-bottle-harvest-")
 	if err != nil {
-		return Work{}, err
+		return backend.Work{}, err
 	}
 	defer os.RemoveAll(tmp)
 	bundle := filepath.Join(tmp, "work.bundle")
 	f, err := os.OpenFile(bundle, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return Work{}, err
+		return backend.Work{}, err
 	}
 	var stderr bytes.Buffer
-	code, err := l.Docker.AttachStart(hctx, id, docker.Streams{Stdout: f, Stderr: &limited{w: &stderr, n: 4096}})
+	code, err := l.eng.AttachStart(hctx, id, docker.Streams{Stdout: f, Stderr: &limited{w: &stderr, n: 4096}})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return Work{}, fmt.Errorf("harvest: %w", err)
+		return backend.Work{}, fmt.Errorf("harvest: %w", err)
 	}
 	switch code {
 	case 0:
 	case workback.ExitNothing:
-		return Work{Nothing: true}, nil
+		return backend.Work{Nothing: true}, nil
 	default:
-		return Work{}, fmt.Errorf("harvest exited %d: %s", code, strings.TrimSpace(stderr.String()))
+		return backend.Work{}, fmt.Errorf("harvest exited %d: %s", code, strings.TrimSpace(stderr.String()))
 	}
 	r, err := workback.Import(ctx, p.Spec.Work.Repo, bundle, p.Spec.Work.Branch, p.Spec.Work.Base)
 	if err != nil {
-		return Work{}, err
+		return backend.Work{}, err
 	}
-	return Work{Branch: r.Branch, Repo: p.Spec.Work.Repo, Commits: r.Commits}, nil
+	return backend.Work{Branch: r.Branch, Repo: p.Spec.Work.Repo, Commits: r.Commits}, nil
 }
 
 // saveArchive writes the agent's /workspace as a tar file (owner-only),
 // unless it holds nothing. It reports whether it wrote one.
-func (l *Launcher) saveArchive(ctx context.Context, agentID, path string) (bool, error) {
-	rc, err := l.Docker.CopyFrom(ctx, agentID, plan.WorkspaceDir)
+func (l *Backend) saveArchive(ctx context.Context, agentID, path string) (bool, error) {
+	rc, err := l.eng.CopyFrom(ctx, agentID, plan.WorkspaceDir)
 	if err != nil {
 		return false, err
 	}
@@ -228,22 +211,22 @@ func (l *limited) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// FinishOrphan brings back the work of an instance whose launcher is gone
+// FinishOrphan implements backend.Backend: it brings back the work of an instance whose launcher is gone
 // (killed, or its machine restarted), from the plan it left in its stage
 // directory. An instance with no plan or no agent container left has no
 // work to bring back: the result is zero.
-func (l *Launcher) FinishOrphan(ctx context.Context, instance string) (Work, error) {
+func (l *Backend) FinishOrphan(ctx context.Context, instance string) (backend.Work, error) {
 	b, err := os.ReadFile(filepath.Join(stage.InstanceDir(l.State, instance), stage.PlanFile))
 	if err != nil {
-		return Work{Nothing: true}, nil
+		return backend.Work{Nothing: true}, nil
 	}
 	var p plan.Plan
 	if err := json.Unmarshal(b, &p); err != nil || p.Instance != instance {
-		return Work{Nothing: true}, nil
+		return backend.Work{Nothing: true}, nil
 	}
-	cs, err := l.Docker.ListContainers(ctx, map[string]string{plan.LabelInstance: instance, plan.LabelRole: plan.RoleAgent}, true)
+	cs, err := l.eng.ListContainers(ctx, map[string]string{plan.LabelInstance: instance, plan.LabelRole: plan.RoleAgent}, true)
 	if err != nil || len(cs) == 0 {
-		return Work{Nothing: true}, err
+		return backend.Work{Nothing: true}, err
 	}
-	return l.Finish(ctx, &p, cs[0].ID)
+	return l.finish(ctx, &p, cs[0].ID)
 }

@@ -1,50 +1,21 @@
-package launch
+package docker
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
-	"strconv"
-	"strings"
-	"syscall"
-	"time"
 
+	"github.com/claude-bottle/claude-bottle/internal/backend"
 	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/launch"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 )
-
-// Owner is the owner label value of this launcher: HOST/PID.
-func Owner() string {
-	h, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d", h, os.Getpid())
-}
-
-// OwnerAlive says whether the launcher named by an owner label still runs.
-// A launcher on another host (a shared engine) is assumed alive: we cannot
-// tell, and removing a stranger's bottle is worse than keeping an orphan.
-// No owner label at all means not ours to judge: alive.
-func OwnerAlive(owner string) bool {
-	host, pidS, ok := strings.Cut(owner, "/")
-	if !ok {
-		return true
-	}
-	if h, _ := os.Hostname(); h != host {
-		return true
-	}
-	pid, err := strconv.Atoi(pidS)
-	if err != nil || pid <= 0 {
-		return false
-	}
-	err = syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
 
 // Observe reads the engine state that bears on naming: every container and
 // network whose name could collide with an instance's, and the subnets of
 // the networks the egress sidecar will join.
-func Observe(ctx context.Context, c *docker.Client, join []string) (plan.Observed, error) {
+func Observe(ctx context.Context, c engine, join []string) (plan.Observed, error) {
 	var obs plan.Observed
 	cs, err := c.ListContainers(ctx, nil, true)
 	if err != nil {
@@ -55,7 +26,7 @@ func Observe(ctx context.Context, c *docker.Client, join []string) (plan.Observe
 	for _, x := range cs {
 		live := true
 		if _, ours := x.Labels[plan.LabelInstance]; ours {
-			live = OwnerAlive(x.Labels[plan.LabelOwner])
+			live = launch.OwnerAlive(x.Labels[plan.LabelOwner])
 		}
 		obs.Resources = append(obs.Resources, plan.Resource{Name: x.Name, Kind: "container", Live: live})
 	}
@@ -66,7 +37,7 @@ func Observe(ctx context.Context, c *docker.Client, join []string) (plan.Observe
 	for _, x := range ns {
 		live := true
 		if _, ours := x.Labels[plan.LabelInstance]; ours {
-			live = OwnerAlive(x.Labels[plan.LabelOwner])
+			live = launch.OwnerAlive(x.Labels[plan.LabelOwner])
 		}
 		obs.Resources = append(obs.Resources, plan.Resource{Name: x.Name, Kind: "network", Live: live})
 	}
@@ -77,7 +48,7 @@ func Observe(ctx context.Context, c *docker.Client, join []string) (plan.Observe
 	for _, x := range vs {
 		live := true
 		if _, ours := x.Labels[plan.LabelInstance]; ours {
-			live = OwnerAlive(x.Labels[plan.LabelOwner])
+			live = launch.OwnerAlive(x.Labels[plan.LabelOwner])
 		}
 		obs.Resources = append(obs.Resources, plan.Resource{Name: x.Name, Kind: "volume", Live: live})
 	}
@@ -97,27 +68,14 @@ func Observe(ctx context.Context, c *docker.Client, join []string) (plan.Observe
 	return obs, nil
 }
 
-// Running is one bottle as `ps` shows it.
-type Running struct {
-	Instance string
-	Agent    string
-	// Runtime is the agent's OCI runtime; Runtimes maps every container's
-	// role to its runtime, and RuntimeReason says why (plan.Reason*).
-	Runtime       string
-	Runtimes      map[string]string
-	RuntimeReason string
-	Sidecars      []string
-	Created       time.Time
-	Live          bool
-}
-
-// List groups the engine's claude-bottle containers by instance.
-func List(ctx context.Context, c *docker.Client) ([]Running, error) {
+// List implements backend.Backend: it groups the engine's claude-bottle containers by instance.
+func (b *Backend) List(ctx context.Context) ([]backend.Instance, error) {
+	c := b.eng
 	cs, err := c.ListContainers(ctx, map[string]string{plan.LabelInstance: ""}, true)
 	if err != nil {
 		return nil, err
 	}
-	by := map[string]*Running{}
+	by := map[string]*backend.Instance{}
 	for _, x := range cs {
 		inst := x.Labels[plan.LabelInstance]
 		if inst == "" {
@@ -125,7 +83,7 @@ func List(ctx context.Context, c *docker.Client) ([]Running, error) {
 		}
 		r := by[inst]
 		if r == nil {
-			r = &Running{Instance: inst, Agent: x.Labels[plan.LabelAgent], Live: OwnerAlive(x.Labels[plan.LabelOwner]),
+			r = &backend.Instance{Instance: inst, Agent: x.Labels[plan.LabelAgent], Live: launch.OwnerAlive(x.Labels[plan.LabelOwner]),
 				Runtimes: map[string]string{}}
 			by[inst] = r
 		}
@@ -146,7 +104,7 @@ func List(ctx context.Context, c *docker.Client) ([]Running, error) {
 			}
 		}
 	}
-	out := make([]Running, 0, len(by))
+	out := make([]backend.Instance, 0, len(by))
 	for _, r := range by {
 		sort.Strings(r.Sidecars)
 		out = append(out, *r)
@@ -155,23 +113,17 @@ func List(ctx context.Context, c *docker.Client) ([]Running, error) {
 	return out, nil
 }
 
-// Orphan is a resource that belongs to no live bottle.
-type Orphan struct {
-	Kind     string // container, network or volume
-	Name     string
-	Instance string
-}
-
-// Orphans lists the labelled containers and networks whose launcher is gone.
-func Orphans(ctx context.Context, c *docker.Client) ([]Orphan, error) {
-	var out []Orphan
+// Orphans implements backend.Backend: it lists the labelled containers and networks whose launcher is gone.
+func (b *Backend) Orphans(ctx context.Context) ([]backend.Orphan, error) {
+	c := b.eng
+	var out []backend.Orphan
 	cs, err := c.ListContainers(ctx, map[string]string{plan.LabelInstance: ""}, true)
 	if err != nil {
 		return nil, err
 	}
 	for _, x := range cs {
-		if !OwnerAlive(x.Labels[plan.LabelOwner]) {
-			out = append(out, Orphan{Kind: "container", Name: x.Name, Instance: x.Labels[plan.LabelInstance]})
+		if !launch.OwnerAlive(x.Labels[plan.LabelOwner]) {
+			out = append(out, backend.Orphan{Kind: "container", Name: x.Name, Instance: x.Labels[plan.LabelInstance]})
 		}
 	}
 	ns, err := c.ListNetworks(ctx, map[string]string{plan.LabelInstance: ""})
@@ -179,8 +131,8 @@ func Orphans(ctx context.Context, c *docker.Client) ([]Orphan, error) {
 		return nil, err
 	}
 	for _, x := range ns {
-		if !OwnerAlive(x.Labels[plan.LabelOwner]) {
-			out = append(out, Orphan{Kind: "network", Name: x.Name, Instance: x.Labels[plan.LabelInstance]})
+		if !launch.OwnerAlive(x.Labels[plan.LabelOwner]) {
+			out = append(out, backend.Orphan{Kind: "network", Name: x.Name, Instance: x.Labels[plan.LabelInstance]})
 		}
 	}
 	vs, err := c.ListVolumes(ctx, map[string]string{plan.LabelInstance: ""})
@@ -188,8 +140,8 @@ func Orphans(ctx context.Context, c *docker.Client) ([]Orphan, error) {
 		return nil, err
 	}
 	for _, x := range vs {
-		if !OwnerAlive(x.Labels[plan.LabelOwner]) {
-			out = append(out, Orphan{Kind: "volume", Name: x.Name, Instance: x.Labels[plan.LabelInstance]})
+		if !launch.OwnerAlive(x.Labels[plan.LabelOwner]) {
+			out = append(out, backend.Orphan{Kind: "volume", Name: x.Name, Instance: x.Labels[plan.LabelInstance]})
 		}
 	}
 	return out, nil
