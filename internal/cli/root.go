@@ -1,5 +1,6 @@
 // Package cli owns the claude-bottle command line: one file per verb, wiring
-// manifest -> plan -> launch. It makes no engine calls itself.
+// manifest -> plan -> backend. It makes no engine calls itself: it holds a
+// backend.Backend.
 package cli
 
 import (

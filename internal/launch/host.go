@@ -1,3 +1,7 @@
+// Package launch holds the host side of a bottle, whatever backend runs it:
+// the stage files (secrets resolved on the host), the agent's environment
+// and Claude state, approvals applied to the stage files, and the
+// launcher's identity in the owner label.
 package launch
 
 import (

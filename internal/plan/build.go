@@ -686,7 +686,11 @@ func dockerPlan(p *Plan, a *manifest.Agent, b *manifest.Bottle, runtime string, 
 		PidsLimit:     b.Resources.PIDs,
 		DNSFromEgress: true,
 		TTY:           s.TTY,
-		Sysctls:       noIPv6(),
+		// The person's terminal (or run's stdin) is the agent's, once;
+		// an init reaps what Claude Code's tools leave behind.
+		Stdin:   true,
+		Init:    true,
+		Sysctls: noIPv6(),
 	})
 	agentC.Aliases = nil
 	for _, sk := range s.Skills {

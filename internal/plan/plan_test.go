@@ -3,18 +3,16 @@ package plan
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/claude-bottle/claude-bottle/internal/golden"
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 var testHost = Host{
 	Env:             map[string]string{},
@@ -98,20 +96,7 @@ func TestGolden(t *testing.T) {
 			}
 			for ext, got := range map[string][]byte{".json": js.Bytes(), ".txt": txt.Bytes()} {
 				got = bytes.ReplaceAll(got, []byte(abs), []byte("$TESTDATA"))
-				path := filepath.Join("testdata", tc.name+ext)
-				if *update {
-					if err := os.WriteFile(path, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run go test ./internal/plan -update)", err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("%s differs from the golden file; run go test ./internal/plan -update and review the diff\n--- got ---\n%s", path, got)
-				}
+				golden.Check(t, "./internal/plan", filepath.Join("testdata", tc.name+ext), got)
 			}
 		})
 	}

@@ -166,6 +166,10 @@ type Container struct {
 	Health []string          `json:"health,omitempty"`
 	Labels map[string]string `json:"labels"`
 	TTY    bool              `json:"tty,omitempty"`
+	// Stdin says the container's standard input is attached, once (the
+	// agent's); Init runs an init process as PID 1 that reaps orphans.
+	Stdin bool `json:"stdin,omitempty"`
+	Init  bool `json:"init,omitempty"`
 }
 
 // Mount binds a host path. Stage says Source is relative to the stage directory.

@@ -17,40 +17,18 @@ import (
 // the networks the egress sidecar will join.
 func Observe(ctx context.Context, c engine, join []string) (plan.Observed, error) {
 	var obs plan.Observed
-	cs, err := c.ListContainers(ctx, nil, true)
-	if err != nil {
-		return obs, err
-	}
 	// Every name counts, not only ours: a pinned name may collide with any
 	// container, and a stranger's container is never an orphan of ours.
-	for _, x := range cs {
-		live := true
-		if _, ours := x.Labels[plan.LabelInstance]; ours {
-			live = launch.OwnerAlive(x.Labels[plan.LabelOwner])
-		}
-		obs.Resources = append(obs.Resources, plan.Resource{Name: x.Name, Kind: "container", Live: live})
-	}
-	ns, err := c.ListNetworks(ctx, nil)
+	rs, err := resources(ctx, c, nil)
 	if err != nil {
 		return obs, err
 	}
-	for _, x := range ns {
+	for _, r := range rs {
 		live := true
-		if _, ours := x.Labels[plan.LabelInstance]; ours {
-			live = launch.OwnerAlive(x.Labels[plan.LabelOwner])
+		if _, ours := r.labels[plan.LabelInstance]; ours {
+			live = launch.OwnerAlive(r.labels[plan.LabelOwner])
 		}
-		obs.Resources = append(obs.Resources, plan.Resource{Name: x.Name, Kind: "network", Live: live})
-	}
-	vs, err := c.ListVolumes(ctx, nil)
-	if err != nil {
-		return obs, err
-	}
-	for _, x := range vs {
-		live := true
-		if _, ours := x.Labels[plan.LabelInstance]; ours {
-			live = launch.OwnerAlive(x.Labels[plan.LabelOwner])
-		}
-		obs.Resources = append(obs.Resources, plan.Resource{Name: x.Name, Kind: "volume", Live: live})
+		obs.Resources = append(obs.Resources, plan.Resource{Name: r.name, Kind: r.kind, Live: live})
 	}
 	for _, n := range join {
 		subnets, err := c.NetworkSubnets(ctx, n)
@@ -113,36 +91,52 @@ func (b *Backend) List(ctx context.Context) ([]backend.Instance, error) {
 	return out, nil
 }
 
-// Orphans implements backend.Backend: it lists the labelled containers and networks whose launcher is gone.
+// Orphans implements backend.Backend: it lists the labelled containers,
+// networks and volumes whose launcher is gone.
 func (b *Backend) Orphans(ctx context.Context) ([]backend.Orphan, error) {
-	c := b.eng
+	rs, err := resources(ctx, b.eng, map[string]string{plan.LabelInstance: ""})
+	if err != nil {
+		return nil, err
+	}
 	var out []backend.Orphan
-	cs, err := c.ListContainers(ctx, map[string]string{plan.LabelInstance: ""}, true)
+	for _, r := range rs {
+		if !launch.OwnerAlive(r.labels[plan.LabelOwner]) {
+			out = append(out, backend.Orphan{Kind: r.kind, Name: r.name, Instance: r.labels[plan.LabelInstance]})
+		}
+	}
+	return out, nil
+}
+
+// resource is a container, network or volume, with its labels.
+type resource struct {
+	kind, name string
+	labels     map[string]string
+}
+
+// resources lists every container (running or not), network and volume
+// that carries labels (an empty value matches any).
+func resources(ctx context.Context, c engine, labels map[string]string) ([]resource, error) {
+	var out []resource
+	cs, err := c.ListContainers(ctx, labels, true)
 	if err != nil {
 		return nil, err
 	}
 	for _, x := range cs {
-		if !launch.OwnerAlive(x.Labels[plan.LabelOwner]) {
-			out = append(out, backend.Orphan{Kind: "container", Name: x.Name, Instance: x.Labels[plan.LabelInstance]})
-		}
+		out = append(out, resource{"container", x.Name, x.Labels})
 	}
-	ns, err := c.ListNetworks(ctx, map[string]string{plan.LabelInstance: ""})
+	ns, err := c.ListNetworks(ctx, labels)
 	if err != nil {
 		return nil, err
 	}
 	for _, x := range ns {
-		if !launch.OwnerAlive(x.Labels[plan.LabelOwner]) {
-			out = append(out, backend.Orphan{Kind: "network", Name: x.Name, Instance: x.Labels[plan.LabelInstance]})
-		}
+		out = append(out, resource{"network", x.Name, x.Labels})
 	}
-	vs, err := c.ListVolumes(ctx, map[string]string{plan.LabelInstance: ""})
+	vs, err := c.ListVolumes(ctx, labels)
 	if err != nil {
 		return nil, err
 	}
 	for _, x := range vs {
-		if !launch.OwnerAlive(x.Labels[plan.LabelOwner]) {
-			out = append(out, backend.Orphan{Kind: "volume", Name: x.Name, Instance: x.Labels[plan.LabelInstance]})
-		}
+		out = append(out, resource{"volume", x.Name, x.Labels})
 	}
 	return out, nil
 }

@@ -396,9 +396,6 @@ func (l *launcher) createAgent(ctx context.Context, agent plan.Container) (strin
 	}
 	env, missing := launch.AgentEnv(p, l.Getenv)
 	spec.Env = env
-	spec.OpenStdin = true
-	spec.StdinOnce = true
-	spec.Init = true
 	sctx, cancel := settle(ctx)
 	defer cancel()
 	id, err := l.eng.CreateContainer(sctx, spec)
@@ -451,7 +448,7 @@ func (l *launcher) spec(c plan.Container) docker.ContainerSpec {
 		Labels: c.Labels, Network: c.Network, Aliases: c.Aliases, Tmpfs: c.Tmpfs,
 		CapDrop: c.CapDrop, SecurityOpt: c.SecurityOpt, ReadOnlyRootfs: c.ReadOnlyRootfs,
 		Runtime: c.Runtime, Memory: c.Memory, NanoCPUs: c.NanoCPUs, PidsLimit: c.PidsLimit,
-		Sysctls: c.Sysctls, TTY: c.TTY,
+		Sysctls: c.Sysctls, TTY: c.TTY, OpenStdin: c.Stdin, StdinOnce: c.Stdin, Init: c.Init,
 	}
 	for _, n := range c.Join {
 		s.ExtraNetworks = append(s.ExtraNetworks, docker.Attach{Network: n})

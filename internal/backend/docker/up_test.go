@@ -1,11 +1,9 @@
 package docker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/backend"
+	"github.com/claude-bottle/claude-bottle/internal/golden"
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
@@ -33,8 +32,6 @@ func TestSecretFilesOfABottle(t *testing.T) {
 		t.Fatalf("secret files %q", got)
 	}
 }
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 var testEnv = map[string]string{
 	"ANTHROPIC_API_KEY": "sk-ant-api03-test-key-for-the-fake-engine",
@@ -91,20 +88,7 @@ func TestOperationsGolden(t *testing.T) {
 			var txt strings.Builder
 			plan.WriteOps(&txt, ops)
 			for ext, got := range map[string][]byte{".json": append(js, '\n'), ".txt": []byte(txt.String())} {
-				path := filepath.Join("testdata", "ops-"+name+ext)
-				if *update {
-					if err := os.WriteFile(path, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-					continue
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run go test ./internal/backend/docker -update)", err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("%s differs from the golden file; run go test ./internal/backend/docker -update and review the diff\n--- got ---\n%s", path, got)
-				}
+				golden.Check(t, "./internal/backend/docker", filepath.Join("testdata", "ops-"+name+ext), got)
 			}
 		})
 	}
@@ -197,11 +181,24 @@ func TestUpDown(t *testing.T) {
 					t.Errorf("%s: running=%v err=%v", c.Role, info.Running, err)
 				}
 			}
+			for _, c := range eng.ctrs {
+				agent := c.spec.Labels[plan.LabelRole] == plan.RoleAgent
+				if c.spec.OpenStdin != agent || c.spec.StdinOnce != agent || c.spec.Init != agent || (len(c.spec.DNS) == 1) != agent {
+					t.Errorf("%s: stdin %v once %v init %v dns %v", c.spec.Name, c.spec.OpenStdin, c.spec.StdinOnce, c.spec.Init, c.spec.DNS)
+				}
+			}
 			if bt.Agent != "id-"+p.Docker.Container(plan.RoleAgent).Name {
 				t.Errorf("agent handle %q", bt.Agent)
 			}
 			if _, err := os.Stat(filepath.Join(stage.InstanceDir(b.State, p.Instance), stage.PlanFile)); err != nil {
 				t.Errorf("stage directory: %v", err)
+			}
+			ps, err := b.List(context.Background())
+			if err != nil || len(ps) != 1 || ps[0].Instance != p.Instance || !ps[0].Live || len(ps[0].Sidecars) != len(p.Docker.Containers)-1 {
+				t.Errorf("List: %+v %v", ps, err)
+			}
+			if orphans, err := b.Orphans(context.Background()); err != nil || len(orphans) != 0 {
+				t.Errorf("Orphans of a live bottle: %v %v", orphans, err)
 			}
 			if err := b.Down(context.Background(), p.Instance); err != nil {
 				t.Fatal(err)
