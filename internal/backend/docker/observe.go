@@ -56,7 +56,7 @@ func (b *Backend) List(ctx context.Context) ([]backend.Instance, error) {
 	by := map[string]*backend.Instance{}
 	for _, x := range cs {
 		inst := x.Labels[plan.LabelInstance]
-		if inst == "" {
+		if role := x.Labels[plan.LabelRole]; inst == "" || role == roleProbe || role == roleReap {
 			continue
 		}
 		r := by[inst]

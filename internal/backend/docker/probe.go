@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/launch"
 	"github.com/claude-bottle/claude-bottle/internal/oneline"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
@@ -170,6 +171,20 @@ func writeProbe(path string, p runtimeProbe) {
 	_ = stage.WriteFile(path, b, 0o600)
 }
 
+// The roles of the short-lived containers a runtime probe makes.
+const (
+	roleProbe = "runtime-probe"
+	roleReap  = "runtime-reap"
+)
+
+// probeLabels marks a probe's container as ours, owned by this process and
+// an instance of its own (its name), so that `cleanup` finds and removes it
+// when the launcher was killed before its deferred removal ran, and `ps`
+// does not list it (List skips these roles).
+func probeLabels(role, name string) map[string]string {
+	return map[string]string{plan.LabelRole: role, plan.LabelInstance: name, plan.LabelOwner: launch.Owner()}
+}
+
 // doProbe starts one container of image under the runtime on the engine's
 // default bridge (a network namespace of its own, as a bottle has: that is
 // where older runsc fails) and waits for it. definitive says the verdict is
@@ -182,11 +197,11 @@ func doProbe(ctx context.Context, c *docker.Client, log *slog.Logger, name, path
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	var err error
+	cname := fmt.Sprintf("claude-bottle-%s-probe-%d-%d", name, os.Getpid(), time.Now().UnixNano()%1e6)
 	id, err = c.CreateContainer(pctx, docker.ContainerSpec{
-		Name:  fmt.Sprintf("claude-bottle-%s-probe-%d-%d", name, os.Getpid(), time.Now().UnixNano()%1e6),
-		Image: image, Cmd: []string{"version"}, Runtime: name,
+		Name: cname, Image: image, Cmd: []string{"version"}, Runtime: name,
 		User: plan.SidecarUser, CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges"},
-		Labels: map[string]string{plan.LabelRole: "runtime-probe"},
+		Labels: probeLabels(roleProbe, cname),
 	})
 	if err != nil {
 		return false, fmt.Sprintf("%s (%s): the probe container could not be created: %s", name, path, oneline.First(err.Error())), nil, "", false
@@ -252,13 +267,14 @@ func explainProbeFailure(name, path string, err error, timedOut bool) string {
 func reapProbe(ctx context.Context, c *docker.Client, log *slog.Logger, id, image string) []string {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	rname := fmt.Sprintf("claude-bottle-runtime-reap-%.12s", id)
 	rid, err := c.CreateContainer(ctx, docker.ContainerSpec{
-		Name:  fmt.Sprintf("claude-bottle-runtime-reap-%.12s", id),
+		Name:  rname,
 		Image: image, Cmd: []string{"sidecar", "reap", id},
 		Runtime: "runc", Network: "none", PidMode: "host", User: "0:0",
 		CapDrop: []string{"ALL"}, CapAdd: []string{"KILL"}, SecurityOpt: []string{"no-new-privileges"},
 		ReadOnlyRootfs: true,
-		Labels:         map[string]string{plan.LabelRole: "runtime-reap"},
+		Labels:         probeLabels(roleReap, rname),
 	})
 	if err != nil {
 		log.Warn("runtime probe cleanup: create", "err", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/backend"
+	"github.com/claude-bottle/claude-bottle/internal/docker"
 	"github.com/claude-bottle/claude-bottle/internal/golden"
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
@@ -309,5 +310,39 @@ func TestUpCancelledLeavesNothing(t *testing.T) {
 	}
 	if left := eng.left(); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
+	}
+}
+
+// A runtime probe's container left by a killed launcher is an orphan that
+// cleanup removes, and never a bottle that ps lists; a live launcher's is
+// neither.
+func TestProbeContainersOfAKilledLauncher(t *testing.T) {
+	eng := newFakeEngine()
+	b := testBackend(t, eng)
+	ctx := context.Background()
+	dead := "claude-bottle-runsc-probe-1-1"
+	l := probeLabels(roleProbe, dead)
+	host, _, _ := strings.Cut(l[plan.LabelOwner], "/")
+	l[plan.LabelOwner] = host + "/999999999" // no such process
+	for _, s := range []docker.ContainerSpec{
+		{Name: dead, Network: "none", Labels: l},
+		{Name: "claude-bottle-runtime-reap-live", Network: "none", Labels: probeLabels(roleReap, "claude-bottle-runtime-reap-live")},
+	} {
+		if _, err := eng.CreateContainer(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ps, err := b.List(ctx); err != nil || len(ps) != 0 {
+		t.Errorf("List shows probe containers: %+v %v", ps, err)
+	}
+	orphans, err := b.Orphans(ctx)
+	if err != nil || len(orphans) != 1 || orphans[0].Name != dead || orphans[0].Instance != dead {
+		t.Fatalf("Orphans = %+v %v, want only %s", orphans, err, dead)
+	}
+	if err := b.Down(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	if got := eng.left(); !slices.Equal(got, []string{"container claude-bottle-runtime-reap-live"}) {
+		t.Errorf("after cleanup of the orphan the engine has %v", got)
 	}
 }
