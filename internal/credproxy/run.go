@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
+	"github.com/claude-bottle/claude-bottle/internal/serve"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
@@ -100,27 +101,10 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 		poll(pollCtx, log, alog, h, opts.ConfigDir, opts.PollInterval, fp)
 	}()
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	select {
-	case err = <-serveErr:
-		stopPoll()
-		<-pollDone
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
+	err = serve.HTTP(ctx, srv, ln, nil)
 	stopPoll()
 	<-pollDone
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		// Long streams (SSE) outlive a graceful shutdown; cut them.
-		_ = srv.Close()
-	}
-	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	return nil
+	return err
 }
 
 // poll follows the config (stage.Poll) and swaps in changed routes. A bad

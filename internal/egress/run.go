@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
+	"github.com/claude-bottle/claude-bottle/internal/serve"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
@@ -89,16 +89,6 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 		return fmt.Errorf("listen proxy: %w", err)
 	}
 	srv := p.server(ctx)
-	go func() {
-		if err := srv.Serve(headListener{ln}); !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("serve proxy: %w", err)
-		}
-	}()
-	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		srv.Shutdown(sctx)
-	}()
 
 	var udpAddr, tcpAddr net.Addr
 	if opts.DNSListen != "-" {
@@ -116,12 +106,7 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 	if opts.listening != nil {
 		opts.listening(ln.Addr(), udpAddr, tcpAddr)
 	}
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-errc:
-		return err
-	}
+	return serve.HTTP(ctx, srv, headListener{ln}, errc)
 }
 
 // startDNS serves the stub on UDP and TCP at addr (port 0: the same

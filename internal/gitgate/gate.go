@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
+	"github.com/claude-bottle/claude-bottle/internal/serve"
+	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
 // Environment variables the gate sets on git http-backend; git passes them
@@ -83,17 +86,10 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 	}
 	srv := &http.Server{Handler: g, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go g.watch(ctx, 250*time.Millisecond)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	log.Info("git-gate listening", "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("git-gate serve: %w", err)
-	case <-ctx.Done():
+	if err := serve.HTTP(ctx, srv, ln, nil); err != nil {
+		return fmt.Errorf("git-gate: %w", err)
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutCtx)
 	return nil
 }
 
@@ -203,32 +199,36 @@ func (g *gate) Close() {
 	}
 }
 
-// watch polls repos.json and applies a changed, valid file; an invalid one
-// keeps the old configuration (docs/sidecar-contract.md). The hook reads
-// repos.json itself, so a policy change applies to the next push at once.
+// watch polls repos.json (stage.Poll) and applies a changed, valid file;
+// an invalid one keeps the old configuration (docs/sidecar-contract.md). A
+// file that cannot be read is skipped silently, as a rename in progress
+// is. The hook reads repos.json itself, so a policy change applies to the
+// next push at once.
 func (g *gate) watch(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	g.mu.RLock()
+	last := sha256.Sum256(g.cfgBytes)
+	g.mu.RUnlock()
+	load := func() ([]byte, [32]byte, error) {
 		b, err := os.ReadFile(filepath.Join(g.opts.ConfigDir, "repos.json"))
+		if err != nil {
+			return nil, sha256.Sum256([]byte("unreadable: " + err.Error())), err
+		}
+		return b, sha256.Sum256(b), nil
+	}
+	stage.Poll(ctx, every, last, load, func(b []byte, err error) {
 		g.mu.RLock()
 		same := bytes.Equal(b, g.cfgBytes)
 		g.mu.RUnlock()
 		if err != nil || same {
-			continue
+			return
 		}
 		if err := g.apply(ctx, b); err != nil {
 			g.log.Warn("git-gate config not reloaded, keeping the old one", "err", err)
 			g.audit.Write(audit.Event{Kind: "reload", Verdict: "error", Reason: err.Error()})
-			continue
+			return
 		}
 		g.audit.Write(audit.Event{Kind: "reload", Verdict: "allow"})
-	}
+	})
 }
 
 // apply makes the mirrors match a new config. Mirrors of removed repos stay

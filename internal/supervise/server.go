@@ -17,6 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
+	"github.com/claude-bottle/claude-bottle/internal/serve"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
@@ -75,20 +76,8 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 		Handler:           Handler(log, NewServer(log, al, q)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	log.Info("supervise listening", "addr", ln.Addr().String(), "requests", opts.RequestsDir, "decisions", opts.DecisionsDir)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close() // a get_request may be waiting: do not wait for it
-	}
-	return nil
+	return serve.HTTP(ctx, srv, ln, nil)
 }
 
 // Handler serves s at /mcp and answers GET /healthz with 200.
