@@ -233,16 +233,8 @@ func (p *proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 	host := normalizeHost(req.Host)
 	ev.Host, ev.Port = host, req.Port
 	shown := "CONNECT " + net.JoinHostPort(host, strconv.Itoa(req.Port))
-	req.Client = p.clientRole(r.Context(), cfg, r.RemoteAddr)
-	v := Decide(cfg.policy, req)
-	if !v.Allow {
-		p.refuse(w, ev, start, failure{http.StatusForbidden, v.Reason}, shown)
-		return
-	}
-	ev.Rule = v.Rule
-	addrs, f := p.check(r.Context(), cfg, host, v.AllowPrivate)
-	if f != nil {
-		p.refuse(w, ev, start, *f, shown)
+	addrs, ok := p.admit(w, r, cfg, req, host, &ev, start, shown)
+	if !ok {
 		return
 	}
 	up, err := p.dialPinned(r.Context(), addrs, req.Port)
@@ -408,16 +400,8 @@ func (p *proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, ev, start, failure{http.StatusForbidden, reason}, shown)
 		return
 	}
-	req.Client = p.clientRole(r.Context(), cfg, r.RemoteAddr)
-	v := Decide(cfg.policy, req)
-	if !v.Allow {
-		p.refuse(w, ev, start, failure{http.StatusForbidden, v.Reason}, shown)
-		return
-	}
-	ev.Rule = v.Rule
-	addrs, f := p.check(r.Context(), cfg, host, v.AllowPrivate)
-	if f != nil {
-		p.refuse(w, ev, start, *f, shown)
+	addrs, ok := p.admit(w, r, cfg, req, host, &ev, start, shown)
+	if !ok {
 		return
 	}
 
@@ -527,6 +511,28 @@ func checkHostHeader(r *http.Request, head requestHead, host string, port int) s
 		return "host header mismatch"
 	}
 	return ""
+}
+
+// admit judges a parsed request, CONNECT or plain: the policy, for the
+// client the request comes from, then the addresses host (the request's,
+// normalized) resolves to.
+// On a refusal it has answered and logged (ev carries the request's
+// fields); otherwise ev has the rule that allowed it and addrs are the
+// checked addresses to dial, pinned.
+func (p *proxy) admit(w http.ResponseWriter, r *http.Request, cfg *config, req Request, host string, ev *audit.Event, start time.Time, shown string) (addrs []netip.Addr, ok bool) {
+	req.Client = p.clientRole(r.Context(), cfg, r.RemoteAddr)
+	v := Decide(cfg.policy, req)
+	if !v.Allow {
+		p.refuse(w, *ev, start, failure{http.StatusForbidden, v.Reason}, shown)
+		return nil, false
+	}
+	ev.Rule = v.Rule
+	addrs, f := p.check(r.Context(), cfg, host, v.AllowPrivate)
+	if f != nil {
+		p.refuse(w, *ev, start, *f, shown)
+		return nil, false
+	}
+	return addrs, true
 }
 
 // check resolves host and checks every answer, so a name with one public

@@ -279,20 +279,26 @@ func checkDNSName(name string) string {
 	return ""
 }
 
+// uniqueName checks the name of list[i] (field rf): present, well formed,
+// and not already taken by an earlier entry (names maps the ones seen).
+func uniqueName(p *problems, rf, list, name string, i int, names map[string]int) {
+	if name == "" {
+		p.add(rf+".name", "name is required")
+		return
+	}
+	checkName(p, rf+".name", name)
+	if j, dup := names[name]; dup {
+		p.add(rf+".name", "%q is already the name of %s[%d]", name, list, j)
+	}
+	names[name] = i
+}
+
 func (m *Manifest) validateRoutes(p *problems, f string, routes []Route) {
 	names := map[string]int{}
 	anthropic := -1
 	for i, r := range routes {
 		rf := fmt.Sprintf("%s[%d]", f, i)
-		if r.Name == "" {
-			p.add(rf+".name", "name is required")
-		} else {
-			checkName(p, rf+".name", r.Name)
-			if j, dup := names[r.Name]; dup {
-				p.add(rf+".name", "%q is already the name of routes[%d]", r.Name, j)
-			}
-			names[r.Name] = i
-		}
+		uniqueName(p, rf, "routes", r.Name, i, names)
 		switch r.Role {
 		case "":
 		case RoleAnthropicBaseURL:
@@ -464,15 +470,7 @@ func (m *Manifest) validateRepos(p *problems, f string, repos []Repo) {
 	names := map[string]int{}
 	for i, r := range repos {
 		rf := fmt.Sprintf("%s[%d]", f, i)
-		if r.Name == "" {
-			p.add(rf+".name", "name is required")
-		} else {
-			checkName(p, rf+".name", r.Name)
-			if j, dup := names[r.Name]; dup {
-				p.add(rf+".name", "%q is already the name of repos[%d]", r.Name, j)
-			}
-			names[r.Name] = i
-		}
+		uniqueName(p, rf, "repos", r.Name, i, names)
 		kind, msg := upstreamKind(r.Upstream)
 		if msg != "" {
 			p.add(rf+".upstream", "%s", msg)
