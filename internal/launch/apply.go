@@ -8,13 +8,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
-	"github.com/claude-bottle/claude-bottle/internal/credproxy"
 	"github.com/claude-bottle/claude-bottle/internal/egress"
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
@@ -22,10 +20,12 @@ import (
 	"github.com/claude-bottle/claude-bottle/internal/supervise"
 )
 
-// Applier makes an approved supervise request real on a running bottle by
-// rewriting its stage files, which the sidecars reload live: an egress rule
-// (egress/policy.json), a credential route (cred-proxy/routes.json and a
-// token file), or a Dockerfile kept for the agent's next launch.
+// Applier makes an approved supervise request real on a running bottle:
+// it changes the bottle's Spec (kept in the stage directory's plan), renders
+// its files again with plan.Render, and rewrites those whose content
+// changed, which the sidecars reload live: an egress rule, or a credential
+// route (with its token file and the egress canary's list). An approved
+// Dockerfile is kept for the agent's next launch.
 type Applier struct {
 	State  string
 	Getenv func(string) string
@@ -53,7 +53,10 @@ func (a *Applier) Apply(ctx context.Context, instance string, req supervise.Requ
 		if req.Egress == nil {
 			return errors.New("egress request without a host")
 		}
-		return a.addRules(dir, egress.Rule{Host: req.Egress.Host, Port: req.Egress.Port, Source: "supervise " + req.ID})
+		return a.change(dir, func(s *plan.Spec) error {
+			s.AddRule(egress.Rule{Host: req.Egress.Host, Port: req.Egress.Port, Source: "supervise " + req.ID})
+			return nil
+		})
 	case supervise.KindRoute:
 		return a.addRoute(ctx, dir, req, opts)
 	case supervise.KindDockerfile:
@@ -72,6 +75,56 @@ func (a *Applier) Apply(ctx context.Context, instance string, req supervise.Requ
 		return stage.WriteFile(filepath.Join(ad, "Dockerfile"), []byte(req.Dockerfile.Content), 0o600)
 	}
 	return fmt.Errorf("unknown request kind %q", req.Kind)
+}
+
+// change applies edit to the bottle's Spec, renders its files and rewrites
+// the changed ones, one sidecar at a time: cred-proxy's first (a new
+// route is served before egress lets its upstream out), then egress's,
+// each confirmed by the sidecar's reload, then the agent's view; last the
+// plan, so the next change starts from this one.
+func (a *Applier) change(dir string, edit func(*plan.Spec) error) error {
+	planPath := filepath.Join(dir, stage.PlanFile)
+	var p plan.Plan
+	if err := readJSON(planPath, &p); err != nil {
+		return fmt.Errorf("read the bottle's plan: %w", err)
+	}
+	s := &p.Spec
+	if err := edit(s); err != nil {
+		return err
+	}
+	files, err := plan.Render(s)
+	if err != nil {
+		return err
+	}
+	old := map[string]string{}
+	for _, f := range s.Files {
+		old[f.Path] = f.Content
+	}
+	for _, g := range []struct{ dir, sidecar string }{
+		{stage.CredProxyDir, "cred-proxy"}, {stage.GitGateDir, "git-gate"}, {stage.EgressDir, "egress"}, {stage.CurrentConfig, ""},
+	} {
+		since := time.Now()
+		wrote := false
+		for _, f := range files {
+			if !strings.HasPrefix(f.Path, g.dir+"/") {
+				continue
+			}
+			if c, ok := old[f.Path]; ok && c == f.Content {
+				continue
+			}
+			if err := writeOwnedRaw(filepath.Join(dir, f.Path), []byte(f.Content), os.FileMode(f.Mode)); err != nil {
+				return err
+			}
+			wrote = true
+		}
+		if wrote && g.sidecar != "" {
+			if err := a.confirm(dir, g.sidecar, since); err != nil {
+				return err
+			}
+		}
+	}
+	s.Files = files
+	return writeOwned(planPath, &p, 0o600)
 }
 
 func (a *Applier) persist(dir string, req supervise.Request, opts supervise.ApplyOptions) error {
@@ -95,34 +148,6 @@ func (a *Applier) persist(dir string, req supervise.Request, opts supervise.Appl
 		})
 	}
 	return nil
-}
-
-// addRules appends rules to the live policy and the agent's view of it.
-func (a *Applier) addRules(dir string, rules ...egress.Rule) error {
-	var pol egress.Policy
-	path := filepath.Join(dir, stage.EgressPolicy)
-	if err := readJSON(path, &pol); err != nil {
-		return err
-	}
-	for _, r := range rules {
-		dup := false
-		for _, have := range pol.Rules {
-			if strings.EqualFold(have.Host, r.Host) && have.Port == r.Port {
-				dup = true
-			}
-		}
-		if !dup {
-			pol.Rules = append(pol.Rules, r)
-		}
-	}
-	since := time.Now()
-	if err := writeOwned(path, pol, 0o600); err != nil {
-		return err
-	}
-	if err := a.refreshCurrentConfig(dir, pol.Rules); err != nil {
-		return err
-	}
-	return a.confirm(dir, "egress", since)
 }
 
 // confirm waits until sidecar logs a reload after since: the change is
@@ -160,31 +185,27 @@ func (a *Applier) addRoute(ctx context.Context, dir string, req supervise.Reques
 	if opts.Credential == nil {
 		return errors.New("approving a route needs a token source: --token-env NAME, --token-file FILE or --token-command CMD")
 	}
+	// The agent asked for this upstream: only https leaves the bottle
+	// with a credential.
 	u, err := url.Parse(req.Route.Upstream)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return fmt.Errorf("route upstream %q is not an https URL", req.Route.Upstream)
 	}
 	cred := *opts.Credential
 	if cred.Header == "" {
-		cred.Header = "Authorization"
+		cred.Header = manifest.DefaultHeader
 	}
 	if cred.Format == "" {
-		cred.Format = "Bearer {token}"
+		cred.Format = manifest.DefaultFormat
+	}
+	name := req.Route.Service
+	route := plan.Route{Name: name, Path: "/" + name + "/", Upstream: req.Route.Upstream, Header: cred.Header, Format: cred.Format}
+	if _, err := os.Stat(filepath.Join(dir, stage.CredProxyRoutes)); err != nil {
+		return fmt.Errorf("this bottle has no cred-proxy (no routes at launch), so a route cannot be added live")
 	}
 	tok, err := ResolveCredential(ctx, cred, a.Getenv)
 	if err != nil {
-		return fmt.Errorf("token for route %s: %s: %v", req.Route.Service, cred.Describe(), err)
-	}
-	name := req.Route.Service
-	var cfg credproxy.Config
-	routesPath := filepath.Join(dir, stage.CredProxyRoutes)
-	if err := readJSON(routesPath, &cfg); err != nil {
-		return fmt.Errorf("this bottle has no cred-proxy (no routes at launch), so a route cannot be added live: %w", err)
-	}
-	for _, r := range cfg.Routes {
-		if r.Name == name || r.Path == "/"+name+"/" {
-			return fmt.Errorf("route %s already exists", name)
-		}
+		return fmt.Errorf("token for route %s: %s: %v", name, cred.Describe(), err)
 	}
 	// The canary's list is read before anything is written: rewriting it
 	// from a failed read would drop the tokens already in it, and egress
@@ -194,50 +215,18 @@ func (a *Applier) addRoute(ctx context.Context, dir string, req supervise.Reques
 	if err != nil {
 		return fmt.Errorf("route %s not added: %w", name, err)
 	}
-	rel := "tokens/" + name
-	if err := writeOwnedRaw(filepath.Join(dir, stage.CredProxyDir, rel), []byte(tok), 0o400); err != nil {
-		return err
-	}
-	cfg.Routes = append(cfg.Routes, credproxy.Route{Name: name, Path: "/" + name + "/", Upstream: req.Route.Upstream,
-		Header: cred.Header, Format: cred.Format, TokenFile: rel})
-	sec.Values = append(sec.Values, tok)
-	if err := writeOwned(secPath, sec, 0o400); err != nil {
-		return err
-	}
-	since := time.Now()
-	if err := writeOwned(routesPath, cfg, 0o600); err != nil {
-		return err
-	}
-	if err := a.confirm(dir, "cred-proxy", since); err != nil {
-		return err
-	}
-	port := 443
-	if p := u.Port(); p != "" {
-		port, _ = strconv.Atoi(p)
-	}
-	if err := a.addRules(dir, egress.Rule{Host: u.Hostname(), Port: port, Source: "route " + name, Client: "cred-proxy"}); err != nil {
-		return err
-	}
-	// The agent's view of its routes.
-	var spec plan.Spec
-	for _, r := range cfg.Routes {
-		spec.Routes = append(spec.Routes, plan.Route{Name: r.Name, Path: r.Path, Upstream: r.Upstream})
-	}
-	for _, f := range plan.CurrentConfig(&spec, "") {
-		if strings.HasSuffix(f.Path, "/routes.json") {
-			return writeOwnedRaw(filepath.Join(dir, f.Path), []byte(f.Content), 0o644)
+	return a.change(dir, func(s *plan.Spec) error {
+		if err := s.AddRoute(route); err != nil {
+			return err
 		}
-	}
-	return nil
-}
-
-func (a *Applier) refreshCurrentConfig(dir string, rules []egress.Rule) error {
-	for _, f := range plan.CurrentConfig(&plan.Spec{Allowlist: rules}, "") {
-		if strings.HasSuffix(f.Path, "/allowlist.txt") {
-			return writeOwnedRaw(filepath.Join(dir, f.Path), []byte(f.Content), 0o644)
+		// The token and the canary's list come before the routes that
+		// name them: cred-proxy never serves a token egress would let out.
+		if err := writeOwnedRaw(filepath.Join(dir, stage.CredProxyDir, plan.RouteTokenFile(name)), []byte(tok), 0o400); err != nil {
+			return err
 		}
-	}
-	return nil
+		sec.Values = append(sec.Values, tok)
+		return writeOwned(secPath, sec, 0o400)
+	})
 }
 
 // readSecrets reads the egress canary's list strictly, as egress does.

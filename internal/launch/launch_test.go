@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -389,4 +390,81 @@ func snapshot(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// Approving an egress rule and a route on a running bottle writes the
+// files a fresh launch of the bottle with that rule and route in its
+// manifest would: the same renderer, the same derivation (the route's
+// port, its cred-proxy-only rule, its header and format). Only the rules'
+// Source differs (who added them) and their order.
+func TestApprovalsRenderAsAFreshLaunch(t *testing.T) {
+	env := envOf(map[string]string{"ANTHROPIC_API_KEY": "sk-real-token-123456", "GH": "gh-token-abcdef123"})
+	ctx := context.Background()
+	launched := func(t *testing.T, m *manifest.Manifest) (state, dir string) {
+		t.Helper()
+		p, err := plan.Build(m, plan.Options{Agent: "claude"}, plan.Observed{}, plan.Host{Owner: "h/1", UID: 1000, GID: 1000, AgentDockerfile: "FROM x\n"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		state = t.TempDir()
+		dir = stage.InstanceDir(state, p.Instance)
+		if err := Prepare(ctx, p, dir, stage.LogDir(state, p.Instance), "", env); err != nil {
+			t.Fatal(err)
+		}
+		return state, dir
+	}
+
+	state, live := launched(t, manifest.Default())
+	a := &Applier{State: state, Getenv: env}
+	inst := filepath.Base(live)
+	if err := a.Apply(ctx, inst, supervise.Request{ID: "r-1", Kind: supervise.KindEgress, Egress: &supervise.EgressAsk{Host: "example.org", Port: 443}}, supervise.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	route := supervise.Request{ID: "r-2", Kind: supervise.KindRoute, Route: &supervise.RouteAsk{Service: "github", Upstream: "https://api.github.com:8443"}}
+	if err := a.Apply(ctx, inst, route, supervise.ApplyOptions{Credential: &manifest.Credential{Env: "GH"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	m := manifest.Default()
+	b := m.Bottles[m.Agents["claude"].Bottle]
+	b.Egress.Allow = append(b.Egress.Allow, manifest.Rule{Host: "example.org", Port: 443})
+	b.CredProxy.Routes = append(b.CredProxy.Routes, manifest.Route{Name: "github", Path: "/github/", Upstream: "https://api.github.com:8443",
+		Credentials: []manifest.Credential{{Env: "GH", Header: manifest.DefaultHeader, Format: manifest.DefaultFormat}}})
+	_, fresh := launched(t, m)
+
+	for _, f := range []string{stage.CredProxyRoutes, stage.CurrentConfig + "/routes.json", stage.CurrentConfig + "/repos.json", stage.CurrentConfig + "/mcp.json"} {
+		got, err1 := os.ReadFile(filepath.Join(live, f))
+		want, err2 := os.ReadFile(filepath.Join(fresh, f))
+		if err1 != nil || err2 != nil || string(got) != string(want) {
+			t.Errorf("%s after the approvals:\n%s\nafter a fresh launch:\n%s (%v %v)", f, got, want, err1, err2)
+		}
+	}
+	rules := func(dir string) []string {
+		var pol egress.Policy
+		if err := readJSON(filepath.Join(dir, stage.EgressPolicy), &pol); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range pol.Rules {
+			out = append(out, fmt.Sprintf("%s:%d client=%q private=%v", r.Host, r.Port, r.Client, r.AllowPrivate))
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got, want := rules(live), rules(fresh); !slices.Equal(got, want) || len(got) != 3 {
+		t.Errorf("egress rules after the approvals:\n%v\nafter a fresh launch:\n%v", got, want)
+	}
+	// The plan kept in the stage directory is the bottle as it now is.
+	var p plan.Plan
+	if err := readJSON(filepath.Join(live, stage.PlanFile), &p); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range p.Spec.Files {
+		if b, err := os.ReadFile(filepath.Join(live, f.Path)); err != nil || string(b) != f.Content {
+			t.Errorf("%s differs from the kept plan's file (%v)", f.Path, err)
+		}
+	}
+	if err := a.Apply(ctx, inst, route, supervise.ApplyOptions{Credential: &manifest.Credential{Env: "GH"}}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("the same route approved twice: %v", err)
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/claude-bottle/claude-bottle/internal/credproxy"
 	"github.com/claude-bottle/claude-bottle/internal/egress"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
@@ -51,6 +50,30 @@ func Prepare(ctx context.Context, p *plan.Plan, dir, logDir, manifestPath string
 		}
 	}
 	s := &p.Spec
+	var secrets []string
+	if len(s.Routes) > 0 {
+		if err := os.MkdirAll(filepath.Join(dir, stage.CredProxyTokens), 0o700); err != nil {
+			return err
+		}
+		for i, r := range s.Routes {
+			tok, cred, err := resolveFirst(ctx, fmt.Sprintf("route %q (%s)", r.Name, r.Path), r.Credentials, getenv)
+			if err != nil {
+				return err
+			}
+			secrets = append(secrets, tok)
+			if err := stage.WriteFile(filepath.Join(dir, stage.CredProxyDir, plan.RouteTokenFile(r.Name)), []byte(tok), 0o400); err != nil {
+				return err
+			}
+			// The credential that resolved is the one cred-proxy injects
+			// (the plan guessed from the host's environment).
+			s.Routes[i].Header, s.Routes[i].Format = cred.Header, cred.Format
+		}
+	}
+	files, err := plan.Render(s)
+	if err != nil {
+		return err
+	}
+	s.Files = files
 	for _, f := range s.Files {
 		path := filepath.Join(dir, f.Path)
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -63,32 +86,6 @@ func Prepare(ctx context.Context, p *plan.Plan, dir, logDir, manifestPath string
 	// The agent reads current-config as uid 1000: it holds nothing secret.
 	if err := os.Chmod(filepath.Join(dir, stage.CurrentConfig), 0o755); err != nil {
 		return err
-	}
-
-	var secrets []string
-	if len(s.Routes) > 0 {
-		cfg := credproxy.Config{}
-		if err := os.MkdirAll(filepath.Join(dir, stage.CredProxyTokens), 0o700); err != nil {
-			return err
-		}
-		for _, r := range s.Routes {
-			tok, cred, err := resolveFirst(ctx, fmt.Sprintf("route %q (%s)", r.Name, r.Path), r.Credentials, getenv)
-			if err != nil {
-				return err
-			}
-			secrets = append(secrets, tok)
-			rel := "tokens/" + r.Name
-			if err := stage.WriteFile(filepath.Join(dir, stage.CredProxyDir, rel), []byte(tok), 0o400); err != nil {
-				return err
-			}
-			cfg.Routes = append(cfg.Routes, credproxy.Route{
-				Name: r.Name, Path: r.Path, Upstream: r.Upstream, Header: cred.Header, Format: cred.Format,
-				StripHeaders: r.StripHeaders, TokenFile: rel,
-			})
-		}
-		if err := writeJSON(filepath.Join(dir, stage.CredProxyRoutes), cfg, 0o600); err != nil {
-			return err
-		}
 	}
 	if len(s.Repos) > 0 {
 		for _, sub := range []string{stage.GitGateKeys, stage.GitGateDir + "/tokens"} {

@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -132,8 +131,8 @@ func Build(m *manifest.Manifest, opts Options, obs Observed, host Host) (*Plan, 
 		p.Notes = append(p.Notes, "gVisor (runsc) is not used: "+host.RunscNote+"; the bottle runs under runc")
 	}
 
-	s.Allowlist = allowlist(bottle)
-	s.Routes = routes(bottle)
+	allowlist(s, bottle)
+	s.Routes = routes(bottle, host.RouteCredential)
 	s.Repos = repos(bottle)
 	for _, f := range agent.Skills {
 		name := strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
@@ -151,7 +150,11 @@ func Build(m *manifest.Manifest, opts Options, obs Observed, host Host) (*Plan, 
 		s.Work = Work{Mode: "branch", Repo: opts.CwdRepo.Root, Base: opts.CwdRepo.Head, Branch: "claude-bottle/" + instance}
 	}
 
-	files, err := stageFiles(s, host, obs)
+	for _, n := range s.JoinNetworks {
+		s.PrivateNetworks = append(s.PrivateNetworks, obs.subnets(n)...)
+	}
+	s.AgentDockerfile = host.AgentDockerfile
+	files, err := Render(s)
 	if err != nil {
 		return nil, err
 	}
@@ -243,46 +246,24 @@ func chooseRuntime(b *manifest.Bottle, host Host) (string, runtimeWhy, error) {
 	return "runc", why, nil
 }
 
-// allowlist is the effective allowlist: the manifest's rules plus what
-// routes and repositories need, without duplicates.
-func allowlist(b *manifest.Bottle) []egress.Rule {
-	var out []egress.Rule
-	seen := map[string]bool{}
-	add := func(r egress.Rule) {
-		k := fmt.Sprintf("%s:%d", strings.ToLower(r.Host), r.Port)
-		if seen[k] {
-			return
-		}
-		seen[k] = true
-		out = append(out, r)
-	}
+// allowlist fills the effective allowlist: the manifest's rules, then
+// what routes and repositories need, without duplicates.
+func allowlist(s *Spec, b *manifest.Bottle) {
 	for _, r := range b.Egress.Allow {
-		add(egress.Rule{Host: r.Host, Port: r.Port, AllowPrivate: r.AllowPrivate, Source: "manifest"})
+		s.AddRule(egress.Rule{Host: r.Host, Port: r.Port, AllowPrivate: r.AllowPrivate, Source: SourceManifest})
 	}
 	for _, r := range b.CredProxy.Routes {
-		if u, err := url.Parse(r.Upstream); err == nil {
-			add(egress.Rule{Host: u.Hostname(), Port: portOf(u), AllowPrivate: privateAllowed(b, u.Hostname()), Source: "route " + r.Name, Client: RoleCredProxy})
+		if rule, ok := s.routeRule(r.Name, r.Upstream); ok {
+			s.AddRule(rule)
 		}
 	}
 	for _, r := range b.Git.Repos {
 		// The manifest was validated: an upstream that does not parse, or
 		// names no host (a local path), needs no rule.
 		if u, err := giturl.Parse(r.Upstream); err == nil && u.Host != "" {
-			add(egress.Rule{Host: u.Host, Port: u.Port, AllowPrivate: privateAllowed(b, u.Host), Source: "git " + r.Name, Client: RoleGitGate})
+			s.AddRule(egress.Rule{Host: u.Host, Port: u.Port, AllowPrivate: s.privateAllowed(u.Host), Source: "git " + r.Name, Client: RoleGitGate})
 		}
 	}
-	return out
-}
-
-// privateAllowed carries a manifest rule's allow_private over to the rule a
-// route or repository adds for the same host (a local upstream).
-func privateAllowed(b *manifest.Bottle, host string) bool {
-	for _, r := range b.Egress.Allow {
-		if strings.EqualFold(r.Host, host) && r.AllowPrivate {
-			return true
-		}
-	}
-	return false
 }
 
 func portOf(u *url.URL) int {
@@ -296,10 +277,17 @@ func portOf(u *url.URL) int {
 	return 443
 }
 
-func routes(b *manifest.Bottle) []Route {
+// routes are the bottle's routes, each with the header and format of the
+// credential the host has set (chosen: by route name; the first when
+// unknown). The launcher sets them again from what it resolves.
+func routes(b *manifest.Bottle, chosen map[string]int) []Route {
 	var out []Route
 	for _, r := range b.CredProxy.Routes {
-		out = append(out, Route{Name: r.Name, Path: r.Path, Upstream: r.Upstream, Role: r.Role, StripHeaders: r.StripHeaders, Credentials: r.Credentials})
+		rt := Route{Name: r.Name, Path: r.Path, Upstream: r.Upstream, Role: r.Role, StripHeaders: r.StripHeaders, Credentials: r.Credentials}
+		if i := chosen[r.Name]; i >= 0 && i < len(r.Credentials) {
+			rt.Header, rt.Format = r.Credentials[i].Header, r.Credentials[i].Format
+		}
+		out = append(out, rt)
 	}
 	return out
 }
@@ -480,104 +468,6 @@ func gitURLForms(upstream string) []string {
 		forms = append(forms, upstream+".git")
 	}
 	return forms
-}
-
-// stageFiles renders the stage files that hold no secret.
-func stageFiles(s *Spec, host Host, obs Observed) ([]File, error) {
-	var files []File
-	addJSON := func(path string, mode uint32, v any) error {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return err
-		}
-		files = append(files, File{Path: path, Mode: mode, Content: string(b) + "\n"})
-		return nil
-	}
-	pol := egress.Policy{Rules: s.Allowlist}
-	for _, n := range s.JoinNetworks {
-		pol.PrivateNetworks = append(pol.PrivateNetworks, obs.subnets(n)...)
-	}
-	if err := addJSON(stage.EgressPolicy, 0o600, pol); err != nil {
-		return nil, err
-	}
-	if len(s.Repos) > 0 {
-		cfg := gitgate.Config{}
-		var known []string
-		for _, r := range s.Repos {
-			gr := gitgate.Repo{Name: r.Name, Upstream: r.Upstream, Push: r.Push}
-			if r.Key != "" {
-				gr.KeyFile = "keys/" + r.Name
-			}
-			if r.Token != nil {
-				gr.TokenFile = "tokens/" + r.Name
-				gr.Header, gr.Format = r.Token.Header, r.Token.Format
-			}
-			cfg.Repos = append(cfg.Repos, gr)
-			known = append(known, r.HostKeys...)
-		}
-		if len(known) > 0 {
-			cfg.KnownHosts = "known_hosts"
-			files = append(files, File{Path: stage.GitGateKnown, Mode: 0o600, Content: strings.Join(known, "\n") + "\n"})
-		}
-		if err := addJSON(stage.GitGateRepos, 0o600, cfg); err != nil {
-			return nil, err
-		}
-	}
-	files = append(files, CurrentConfig(s, host.AgentDockerfile)...)
-	return files, nil
-}
-
-// CurrentConfig renders what the agent sees read-only of its own bottle.
-// The supervise applier calls it again after a live change.
-func CurrentConfig(s *Spec, dockerfile string) []File {
-	cc := stage.CurrentConfig + "/"
-	var files []File
-	var b strings.Builder
-	b.WriteString("# What this bottle may reach through the egress proxy (host:port  source).\n")
-	b.WriteString("# Port 0 means 443 for CONNECT and 80 for plain HTTP. Ask for more with the supervise tool request_egress.\n")
-	for _, r := range s.Allowlist {
-		line := fmt.Sprintf("%s:%d", r.Host, r.Port)
-		note := r.Source
-		if strings.HasPrefix(r.Source, "route ") {
-			note += " (only through cred-proxy)"
-		} else if strings.HasPrefix(r.Source, "git ") {
-			note += " (only through git-gate)"
-		}
-		fmt.Fprintf(&b, "%-40s %s\n", line, note)
-	}
-	files = append(files, File{Path: cc + "allowlist.txt", Mode: 0o644, Content: b.String()})
-	type ccRoute struct {
-		Name     string `json:"name"`
-		URL      string `json:"url"`
-		Upstream string `json:"upstream"`
-		Role     string `json:"role,omitempty"`
-	}
-	rs := []ccRoute{}
-	for _, r := range s.Routes {
-		rs = append(rs, ccRoute{Name: r.Name, URL: fmt.Sprintf("http://cred-proxy:%d%s", CredProxyPort, r.Path), Upstream: r.Upstream, Role: r.Role})
-	}
-	rb, _ := json.MarshalIndent(rs, "", "  ")
-	files = append(files, File{Path: cc + "routes.json", Mode: 0o644, Content: string(rb) + "\n"})
-	type ccRepo struct {
-		Name     string             `json:"name"`
-		Upstream string             `json:"upstream"`
-		GateURL  string             `json:"gate_url"`
-		Push     gitgate.PushPolicy `json:"push"`
-	}
-	gs := []ccRepo{}
-	for _, r := range s.Repos {
-		gs = append(gs, ccRepo{Name: r.Name, Upstream: r.Upstream, GateURL: r.GateURL, Push: r.Push})
-	}
-	gb, _ := json.MarshalIndent(gs, "", "  ")
-	files = append(files, File{Path: cc + "repos.json", Mode: 0o644, Content: string(gb) + "\n"})
-	if dockerfile != "" {
-		files = append(files, File{Path: cc + "Dockerfile", Mode: 0o644, Content: dockerfile})
-	}
-	if s.Supervise {
-		mcp := fmt.Sprintf("{\"mcpServers\":{\"supervise\":{\"type\":\"http\",\"url\":%q}}}\n", superviseURL)
-		files = append(files, File{Path: cc + "mcp.json", Mode: 0o644, Content: mcp})
-	}
-	return files
 }
 
 // subnets returns the observed subnets of a network the egress sidecar joins.

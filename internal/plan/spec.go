@@ -34,15 +34,21 @@ type Spec struct {
 	Env       []EnvVar      `json:"env"`
 	Sidecars  []string      `json:"sidecars"`
 	Allowlist []egress.Rule `json:"allowlist"`
-	// PrivateNetworks are the Docker networks egress joins to reach local services.
-	JoinNetworks []string           `json:"join_networks,omitempty"`
-	Routes       []Route            `json:"routes,omitempty"`
-	Repos        []Repo             `json:"repos,omitempty"`
-	Supervise    bool               `json:"supervise"`
-	Resources    manifest.Resources `json:"resources"`
-	Skills       []Skill            `json:"skills,omitempty"`
-	// Files are written into the stage directory before anything starts.
-	// Secrets (tokens, keys) are not here: the launcher resolves them.
+	// JoinNetworks are the Docker networks egress joins to reach local
+	// services; PrivateNetworks their subnets, which egress may reach.
+	JoinNetworks    []string           `json:"join_networks,omitempty"`
+	PrivateNetworks []string           `json:"private_networks,omitempty"`
+	Routes          []Route            `json:"routes,omitempty"`
+	Repos           []Repo             `json:"repos,omitempty"`
+	Supervise       bool               `json:"supervise"`
+	Resources       manifest.Resources `json:"resources"`
+	Skills          []Skill            `json:"skills,omitempty"`
+	// AgentDockerfile is the approved Dockerfile of the agent's image, shown
+	// to the agent in current-config ("" for the built-in one).
+	AgentDockerfile string `json:"agent_dockerfile,omitempty"`
+	// Files are Render's output: written into the stage directory before
+	// anything starts. Secrets (tokens, keys) are not here: the launcher
+	// resolves them.
 	Files []File `json:"files"`
 }
 
@@ -80,6 +86,10 @@ type Route struct {
 	Role         string                `json:"role,omitempty"`
 	StripHeaders []string              `json:"strip_headers,omitempty"`
 	Credentials  []manifest.Credential `json:"credentials"`
+	// Header and Format are the chosen credential's: how cred-proxy
+	// injects the token.
+	Header string `json:"header,omitempty"`
+	Format string `json:"format,omitempty"`
 }
 
 // Repo is a git-gate repository without its key.
