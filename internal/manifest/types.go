@@ -14,6 +14,10 @@ type Manifest struct {
 	Bottles map[string]*Bottle `yaml:"bottles" json:"bottles"`
 	// Images configures image builds; zero means defaults.
 	Images Images `yaml:"images,omitempty" json:"images,omitempty"`
+	// Backend runs the bottles: docker (the engine on this machine) or
+	// kubernetes (a cluster, docs/kubernetes.md); "" means docker. The
+	// --backend flag overrides it.
+	Backend string `yaml:"backend,omitempty" json:"backend,omitempty" jsonschema:"enum=docker,enum=kubernetes"`
 
 	// Path is the file the manifest was read from, as given to Load or Parse
 	// ("" for the embedded default).
@@ -68,6 +72,18 @@ type Bottle struct {
 	Git Git `yaml:"git,omitempty" json:"git,omitempty"`
 	// Supervise enables the supervise MCP sidecar.
 	Supervise bool `yaml:"supervise,omitempty" json:"supervise,omitempty"`
+	// Kubernetes holds what only the kubernetes backend reads.
+	Kubernetes Kubernetes `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
+}
+
+// Kubernetes is a bottle's cluster settings (docs/kubernetes.md).
+type Kubernetes struct {
+	// RuntimeClass is the agent's RuntimeClass; "" means gvisor when the
+	// bottle runs under gVisor, else the cluster's default.
+	RuntimeClass string `yaml:"runtime_class,omitempty" json:"runtime_class,omitempty"`
+	// ClusterCIDRs are the cluster's pod and service ranges, which egress
+	// must never reach (e.g. 10.244.0.0/16, 10.96.0.0/12).
+	ClusterCIDRs []string `yaml:"cluster_cidrs,omitempty" json:"cluster_cidrs,omitempty"`
 }
 
 // Resources limits the agent container.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -26,6 +27,14 @@ var (
 	// Route paths are compared byte for byte, so they hold plain segments
 	// only (the same rule cred-proxy applies to routes.json).
 	routePathRE = regexp.MustCompile(`^/([A-Za-z0-9_~-][A-Za-z0-9._~-]*/)+$`)
+	// A Kubernetes object name (DNS subdomain).
+	k8sNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
+)
+
+// Backends are the values of the manifest's backend key.
+const (
+	BackendDocker     = "docker"
+	BackendKubernetes = "kubernetes"
 )
 
 // RoleAnthropicBaseURL marks the route Claude Code is pointed at.
@@ -51,6 +60,11 @@ func (m *Manifest) Validate() error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.Bottles)) {
 		m.validateBottle(p, name, m.Bottles[name])
+	}
+	switch m.Backend {
+	case "", BackendDocker, BackendKubernetes:
+	default:
+		p.add("backend", "must be docker or kubernetes, got %q", m.Backend)
 	}
 	if m.Images.CACerts != "" {
 		if msg := readableFile(m.Images.CACerts, "CA bundle"); msg != "" {
@@ -148,6 +162,14 @@ func (m *Manifest) validateBottle(p *problems, name string, b *Bottle) {
 	case "auto", "runsc", "runc":
 	default:
 		p.add(f+".runtime", "must be auto, runsc or runc, got %q", b.Runtime)
+	}
+	if rc := b.Kubernetes.RuntimeClass; rc != "" && !k8sNameRE.MatchString(rc) {
+		p.add(f+".kubernetes.runtime_class", "must be a Kubernetes object name (lowercase letters, digits, '-' and '.'), got %q", rc)
+	}
+	for i, c := range b.Kubernetes.ClusterCIDRs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			p.add(fmt.Sprintf("%s.kubernetes.cluster_cidrs[%d]", f, i), "must be a CIDR such as 10.96.0.0/12, got %q", c)
+		}
 	}
 	r := b.Resources
 	if n, ok := parseMemory(r.Memory); !ok {

@@ -1,0 +1,186 @@
+package kubernetes
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/claude-bottle/claude-bottle/internal/golden"
+	"github.com/claude-bottle/claude-bottle/internal/manifest"
+	"github.com/claude-bottle/claude-bottle/internal/plan"
+)
+
+// testPlans are the default bottle (egress, cred-proxy, supervise) and the
+// Docker backend's full one (all four sidecars), planned under gVisor.
+func testPlans(t *testing.T) map[string]*plan.Plan {
+	t.Helper()
+	if err := os.Chmod(filepath.Join("..", "..", "plan", "testdata", "keys", "deploy"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	full, err := manifest.Load(filepath.Join("..", "docker", "testdata", "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := plan.Host{Env: map[string]string{}, Owner: "testhost/1", UID: 1000, GID: 1000, Runsc: true,
+		AgentDockerfile: "FROM debian:bookworm-slim\n"}
+	out := map[string]*plan.Plan{}
+	for name, tc := range map[string]struct {
+		m     *manifest.Manifest
+		agent string
+	}{"default": {manifest.Default(), "claude"}, "full": {full, "dev"}} {
+		p, err := plan.Build(tc.m, plan.Options{Agent: tc.agent}, plan.Observed{}, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = p
+	}
+	return out
+}
+
+var testOptions = ObjectOptions{ClusterCIDRs: []string{"10.96.0.0/12", "10.244.0.0/16"}}
+
+// The objects plan shows, and the operations that create them, pinned by
+// golden files (go test ./internal/backend/kubernetes -update).
+func TestObjectsGolden(t *testing.T) {
+	for name, p := range testPlans(t) {
+		t.Run(name, func(t *testing.T) {
+			o, err := Build(p, testOptions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, err := json.MarshalIndent(AsList(o), "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden.Check(t, "./internal/backend/kubernetes", filepath.Join("testdata", name+".json"), append(js, '\n'))
+			b := Offline(Options{Bottle: manifest.Kubernetes{ClusterCIDRs: testOptions.ClusterCIDRs}})
+			var txt strings.Builder
+			plan.WriteOps(&txt, b.Operations(p))
+			golden.Check(t, "./internal/backend/kubernetes", filepath.Join("testdata", "ops-"+name+".txt"), []byte(txt.String()))
+		})
+	}
+}
+
+// What the goldens show, asserted so that a careless -update cannot hide
+// it: secrets are named, never valued, in a plan; each secret is mounted
+// only into the sidecar that owns it; the agent has no token, no secret
+// volume, runs non-root under gVisor and resolves through egress; the
+// namespace denies all traffic but what the policies allow.
+func TestObjectsInvariants(t *testing.T) {
+	for name, p := range testPlans(t) {
+		o, err := Build(p, testOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range o.Secrets {
+			for k, v := range s.Data {
+				if v != nil {
+					t.Errorf("%s: planned Secret %s holds a value for %s", name, s.Name, k)
+				}
+			}
+		}
+		for _, pod := range o.Pods {
+			role := pod.Labels[plan.LabelRole]
+			if pod.Spec.AutomountServiceAccountToken == nil || *pod.Spec.AutomountServiceAccountToken {
+				t.Errorf("%s: %s mounts a service-account token", name, role)
+			}
+			for _, v := range pod.Spec.Volumes {
+				for _, src := range projected(v) {
+					if src.Secret != nil && src.Secret.Name != role+"-secrets" {
+						t.Errorf("%s: %s mounts %s", name, role, src.Secret.Name)
+					}
+				}
+			}
+			checkRestricted(t, name+" "+role, pod.Spec.Containers[0].SecurityContext)
+		}
+		spec := o.Sandbox.Spec.PodTemplate.Spec
+		if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken || spec.ServiceAccountName != plan.RoleAgent {
+			t.Errorf("%s: the agent's service account: %v %q", name, spec.AutomountServiceAccountToken, spec.ServiceAccountName)
+		}
+		if spec.RuntimeClassName == nil || *spec.RuntimeClassName != DefaultRuntimeClass {
+			t.Errorf("%s: runtime class %v", name, spec.RuntimeClassName)
+		}
+		if spec.DNSPolicy != corev1.DNSNone || spec.DNSConfig == nil || len(spec.DNSConfig.Nameservers) != 1 {
+			t.Errorf("%s: the agent's DNS is not egress's stub only: %v %+v", name, spec.DNSPolicy, spec.DNSConfig)
+		}
+		for _, v := range spec.Volumes {
+			if v.Secret != nil || len(projected(v)) > 0 {
+				t.Errorf("%s: the agent mounts volume %s from a Secret", name, v.Name)
+			}
+		}
+		for _, c := range append(spec.InitContainers, spec.Containers...) {
+			checkRestricted(t, name+" agent "+c.Name, c.SecurityContext)
+			for _, m := range c.VolumeMounts {
+				if m.MountPath == "/etc/claude-bottle/current-config" && !m.ReadOnly {
+					t.Errorf("%s: current-config is writable", name)
+				}
+			}
+		}
+		var hosts []string
+		for _, h := range spec.HostAliases {
+			hosts = append(hosts, h.Hostnames...)
+		}
+		if !slices.Equal(hosts, p.Spec.Sidecars) {
+			t.Errorf("%s: the agent's hosts file names %v, want its sidecars %v", name, hosts, p.Spec.Sidecars)
+		}
+		deny := o.NetworkPolicies[0]
+		if deny.Spec.PodSelector.Size() != 0 || len(deny.Spec.PolicyTypes) != 2 || len(deny.Spec.Ingress)+len(deny.Spec.Egress) != 0 {
+			t.Errorf("%s: the first policy is not a default deny: %+v", name, deny.Spec)
+		}
+		for _, np := range o.NetworkPolicies {
+			for _, r := range np.Spec.Egress {
+				for _, to := range r.To {
+					if to.IPBlock != nil && np.Name != plan.RoleEgress {
+						t.Errorf("%s: policy %s lets a pod other than egress reach %s", name, np.Name, to.IPBlock.CIDR)
+					}
+					if to.IPBlock != nil && to.IPBlock.CIDR == "0.0.0.0/0" && !hasAll(to.IPBlock.Except, append(testOptions.ClusterCIDRs, "169.254.0.0/16")) {
+						t.Errorf("%s: egress may reach %v", name, to.IPBlock)
+					}
+				}
+			}
+		}
+		if agent := policy(o, "agent"); agent == nil || len(agent.Spec.Egress) != len(p.Spec.Sidecars) {
+			t.Errorf("%s: the agent's policy does not list exactly its sidecars", name)
+		}
+	}
+}
+
+func projected(v corev1.Volume) []corev1.VolumeProjection {
+	if v.Projected == nil {
+		return nil
+	}
+	return v.Projected.Sources
+}
+
+func checkRestricted(t *testing.T, what string, sc *corev1.SecurityContext) {
+	t.Helper()
+	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 ||
+		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Errorf("%s: security context %+v", what, sc)
+	}
+}
+
+func hasAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func policy(o *Objects, name string) *networkingv1.NetworkPolicy {
+	for _, np := range o.NetworkPolicies {
+		if np.Name == name {
+			return np
+		}
+	}
+	return nil
+}
