@@ -482,7 +482,9 @@ func (b *Backend) Attach(ctx context.Context, bt *backend.Bottle, s backend.Stre
 }
 
 // Resize implements backend.Backend.
-func (b *Backend) Resize(ctx context.Context, bt *backend.Bottle, height, width uint) error { return nil }
+func (b *Backend) Resize(ctx context.Context, bt *backend.Bottle, height, width uint) error {
+	return nil
+}
 
 // Finish implements backend.Backend. Bringing /workspace back from a pod
 // is not built yet: the result says so by being empty.

@@ -430,7 +430,7 @@ func sidecarPod(p *plan.Plan, c plan.Container, m metav1.ObjectMeta, files []sta
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: m,
 		Spec: corev1.PodSpec{
-			ServiceAccountName:           c.Role,
+			ServiceAccountName: c.Role,
 			// No sidecar talks to the API yet (supervise's queue is
 			// pod-local until it moves to the API: docs/kubernetes.md).
 			AutomountServiceAccountToken: new(false),
