@@ -6,6 +6,7 @@ import (
 	"os"
 
 	dockerbackend "github.com/claude-bottle/claude-bottle/internal/backend/docker"
+	kubebackend "github.com/claude-bottle/claude-bottle/internal/backend/kubernetes"
 
 	"github.com/spf13/cobra"
 
@@ -63,12 +64,18 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 		return nil, err
 	}
 	bottle := m.Bottles[m.Agents[agent].Bottle]
+	g.fromManifest, g.kube = m.Backend, bottle.Kubernetes
+	beName, err := g.backendName()
+	if err != nil {
+		return nil, err
+	}
 	var obs plan.Observed
 	var host plan.Host
 	var ops func(*plan.Plan) []plan.Op
+	var kube *kubebackend.Backend
 	be, err := openBackend(ctx, g, nil)
 	if err != nil {
-		fmt.Fprintf(g.stderr, "claude-bottle: no engine (%v); planning as if nothing runs\n", oneline.First(err.Error()))
+		fmt.Fprintf(g.stderr, "claude-bottle: no %s (%v); planning as if nothing runs\n", map[string]string{"docker": "engine", "kubernetes": "cluster"}[beName], oneline.First(err.Error()))
 		o, oerr := backendOptions(g, nil)
 		if oerr != nil {
 			return nil, oerr
@@ -76,7 +83,21 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 		host = launch.HostFacts(o.State, agent, g.getenv)
 		host.RunscNote = "the engine could not be asked"
 		ops = dockerbackend.Offline(o).Operations
+		if beName == kubebackend.Name {
+			ko, kerr := kubeOptions(g, nil)
+			if kerr != nil {
+				return nil, kerr
+			}
+			// Offline, the agent is planned under the RuntimeClass it
+			// asks for, as a cluster set up per docs/kubernetes.md has it.
+			kube = kubebackend.Offline(ko)
+			if host, err = kube.Facts(ctx, backend.FactsRequest{Agent: agent}); err != nil {
+				return nil, err
+			}
+			ops = kube.Operations
+		}
 	} else {
+		kube, _ = be.(*kubebackend.Backend)
 		defer be.Close()
 		if host, err = be.Facts(ctx, backend.FactsRequest{Agent: agent}); err != nil {
 			return nil, err
@@ -98,6 +119,13 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 	if err != nil {
 		return nil, err
 	}
-	p.Backend, p.Operations = dockerbackend.Name, ops(p)
+	p.Backend, p.Operations = beName, ops(p)
+	if kube != nil {
+		objs, err := kube.PlanObjects(p)
+		if err != nil {
+			return nil, err
+		}
+		p.Objects, p.Lines, p.Undo = kubebackend.AsList(objs), kubebackend.Lines(objs), kubebackend.Undo
+	}
 	return p, nil
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"golang.org/x/sys/unix"
 
 	"github.com/claude-bottle/claude-bottle/internal/safetext"
@@ -30,6 +32,14 @@ type globals struct {
 	stderr   io.Writer
 	log      *slog.Logger
 	getenv   func(string) string
+
+	// backend is --backend ("" means the manifest's, else docker);
+	// kubeconfig and kubeContext find the cluster as kubectl does.
+	backend, kubeconfig, kubeContext string
+	// fromManifest are the manifest's backend and the bottle's cluster
+	// settings, once run or plan has loaded it.
+	fromManifest string
+	kube         manifest.Kubernetes
 }
 
 // Signal is the cause of the root context's cancellation when a signal
@@ -108,6 +118,12 @@ policy, and a supervise server through which the agent asks a person for changes
 		case "run", "plan", "validate", "init":
 			// Not persistent: `logs -f` follows, as tail's does.
 			c.Flags().StringVarP(&g.manifest, "manifest", "f", "", "manifest file (default ./claude-bottle.yaml, else the built-in default)")
+		}
+		switch c.Name() {
+		case "run", "plan", "ps", "cleanup", "supervise":
+			c.Flags().StringVar(&g.backend, "backend", "", "what runs bottles: docker or kubernetes (default the manifest's backend, else docker)")
+			c.Flags().StringVar(&g.kubeconfig, "kubeconfig", "", "kubernetes: the kubeconfig file (default $KUBECONFIG, else ~/.kube/config)")
+			c.Flags().StringVar(&g.kubeContext, "context", "", "kubernetes: the kubeconfig context (default its current context)")
 		}
 		root.AddCommand(c)
 	}

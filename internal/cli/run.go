@@ -89,6 +89,7 @@ func runBottle(ctx context.Context, g *globals, name string, command []string, c
 		return err
 	}
 	bottle := m.Bottles[m.Agents[agent].Bottle]
+	g.fromManifest, g.kube = m.Backend, bottle.Kubernetes
 	// A missing token is known now: say so before the engine is asked and
 	// before minutes of image builds.
 	if err := credentialsPresent(bottle, g.getenv); err != nil {

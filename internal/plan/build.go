@@ -204,6 +204,14 @@ type runtimeWhy struct{ Code, Text string }
 
 const dnsCaveat = "; egress stays on runc (it needs Docker's embedded DNS, which gVisor cannot reach)"
 
+// evidence is what showed gVisor works where the bottle runs.
+func evidence(host Host) string {
+	if host.RunscEvidence != "" {
+		return host.RunscEvidence
+	}
+	return "runsc started a probe container here" + dnsCaveat
+}
+
 // chooseRuntime picks the bottle's OCI runtime: the agent's, and every
 // sidecar's that can run under it. All of them handle bytes the agent
 // controls (egress parses its requests, cred-proxy and git-gate relay
@@ -232,14 +240,14 @@ func chooseRuntime(b *manifest.Bottle, host Host) (string, runtimeWhy, error) {
 		if !host.Runsc {
 			return "", why, fmt.Errorf("%s, but gVisor does not work on this host: %s", src, host.RunscNote)
 		}
-		why.Text = src + "; runsc started a probe container here" + dnsCaveat
+		why.Text = src + "; " + evidence(host)
 		return "runsc", why, nil
 	}
 	if why.Code == ReasonManifest {
 		why.Code = ReasonAuto
 	}
 	if host.Runsc {
-		why.Text = src + ", and runsc started a probe container here" + dnsCaveat
+		why.Text = src + ", and " + evidence(host)
 		return "runsc", why, nil
 	}
 	why.Text = src + ", but runsc does not work here"

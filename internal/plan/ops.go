@@ -28,13 +28,20 @@ func NewOp(kind, target string, after ...string) Op {
 	return Op{ID: kind + " " + target, Kind: kind, Target: target, After: after}
 }
 
+// UndoReverse is how a backend that undoes its operations one by one
+// cleans up a failed start.
+const UndoReverse = "undone in reverse on failure"
+
 // WriteOps prints the operations for a person, one a line, with what each
 // waits for.
-func WriteOps(b *strings.Builder, ops []Op) {
+func WriteOps(b *strings.Builder, ops []Op, undo string) {
 	if len(ops) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "operations (%s; each waits for those it names; undone in reverse on failure)\n", plural(len(ops), "op"))
+	if undo == "" {
+		undo = UndoReverse
+	}
+	fmt.Fprintf(b, "operations (%s; each waits for those it names; %s)\n", plural(len(ops), "op"), undo)
 	for i, o := range ops {
 		fmt.Fprintf(b, "  %2d  %s", i+1, o.ID)
 		if len(o.After) > 0 {

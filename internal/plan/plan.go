@@ -76,6 +76,10 @@ type Host struct {
 	// RunscNote explains why runsc does not work here, with the fix, when
 	// it does not.
 	RunscNote string
+	// RunscEvidence is what showed runsc works, for the plan's runtime
+	// line ("" for the Docker engine's probe container, with its caveat
+	// that egress stays on runc).
+	RunscEvidence string
 	// Owner is HOST/PID of the launcher, stamped on every resource.
 	Owner string
 	// AgentDockerfile is the Dockerfile the agent image is built from (shown
@@ -125,7 +129,18 @@ type Plan struct {
 	// the caller that picked the backend fills them in.
 	Backend    string `json:"backend,omitempty"`
 	Operations []Op   `json:"operations,omitempty"`
+	// Objects are what a backend that describes its resources declaratively
+	// creates (Kubernetes: a v1 List, secrets by key, never a value).
+	Objects any `json:"objects,omitempty"`
+	// Lines summarise Objects for the text form, one a line, in
+	// place of the Docker containers and networks.
+	Lines []ObjectLine `json:"-"`
+	// Undo says how a failed start is cleaned up ("" for UndoReverse).
+	Undo string `json:"-"`
 }
+
+// ObjectLine is one of a backend's objects in the text plan.
+type ObjectLine struct{ Kind, Name, Detail string }
 
 // Errors a caller branches on.
 var (

@@ -90,23 +90,30 @@ func (p *Plan) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  %s=%s\n", e.Name, e.Value)
 		}
 	}
-	b.WriteString("\ncontainers:\n")
-	for _, c := range p.Docker.Containers {
-		fmt.Fprintf(&b, "  %-34s %-10s %-5s %s on %s", c.Name, c.Role, c.Runtime, c.Image, c.Network)
-		if len(c.Join) > 0 {
-			fmt.Fprintf(&b, " + %s", strings.Join(c.Join, ", "))
+	if len(p.Lines) > 0 {
+		b.WriteString("\nobjects:\n")
+		for _, r := range p.Lines {
+			fmt.Fprintf(&b, "  %-34s %s\n", r.Kind+"/"+r.Name, r.Detail)
 		}
-		b.WriteString("\n")
-	}
-	b.WriteString("networks:\n")
-	for _, n := range p.Docker.Networks {
-		kind := "bridge with a route out (egress only)"
-		if n.Internal {
-			kind = "internal, no route out"
+	} else {
+		b.WriteString("\ncontainers:\n")
+		for _, c := range p.Docker.Containers {
+			fmt.Fprintf(&b, "  %-34s %-10s %-5s %s on %s", c.Name, c.Role, c.Runtime, c.Image, c.Network)
+			if len(c.Join) > 0 {
+				fmt.Fprintf(&b, " + %s", strings.Join(c.Join, ", "))
+			}
+			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "  %-34s %s\n", n.Name, kind)
+		b.WriteString("networks:\n")
+		for _, n := range p.Docker.Networks {
+			kind := "bridge with a route out (egress only)"
+			if n.Internal {
+				kind = "internal, no route out"
+			}
+			fmt.Fprintf(&b, "  %-34s %s\n", n.Name, kind)
+		}
 	}
-	WriteOps(&b, p.Operations)
+	WriteOps(&b, p.Operations, p.Undo)
 	for _, n := range p.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}

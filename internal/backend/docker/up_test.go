@@ -87,7 +87,7 @@ func TestOperationsGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			var txt strings.Builder
-			plan.WriteOps(&txt, ops)
+			plan.WriteOps(&txt, ops, "")
 			for ext, got := range map[string][]byte{".json": append(js, '\n'), ".txt": []byte(txt.String())} {
 				golden.Check(t, "./internal/backend/docker", filepath.Join("testdata", "ops-"+name+ext), got)
 			}

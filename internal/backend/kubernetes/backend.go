@@ -137,12 +137,14 @@ func (b *Backend) Facts(ctx context.Context, req backend.FactsRequest) (plan.Hos
 	}
 	if b.cs == nil {
 		host.Runsc, host.RunscNote = true, ""
+		host.RunscEvidence = fmt.Sprintf("the agent asks for RuntimeClass %q (no cluster was asked whether it has one)", rc)
 		return host, nil
 	}
 	_, err := b.cs.NodeV1().RuntimeClasses().Get(ctx, rc, metav1.GetOptions{})
 	switch {
 	case err == nil:
 		host.Runsc = true
+		host.RunscEvidence = fmt.Sprintf("the cluster has RuntimeClass %q for the agent", rc)
 	case apierrors.IsNotFound(err):
 		host.RunscNote = fmt.Sprintf("the cluster has no RuntimeClass %q", rc)
 	default:

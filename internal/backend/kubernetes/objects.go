@@ -7,8 +7,11 @@
 package kubernetes
 
 import (
+	"cmp"
 	"fmt"
+	"net/netip"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -74,9 +77,46 @@ const SidecarUID = 65532
 // DefaultRuntimeClass is the RuntimeClass a gVisor bottle asks for.
 const DefaultRuntimeClass = "gvisor"
 
-// Blocked are never reachable from egress, whatever the rules: link-local
-// (cloud metadata) addresses.
-var Blocked = []string{"169.254.0.0/16", "fd00:ec2::254/128"}
+// Blocked are never reachable from egress at the network layer, whatever
+// the rules: link-local (cloud metadata) addresses, loopback, and the
+// private and shared ranges a cluster's pods, Services and nodes live in.
+// The cluster's own CIDRs (cluster_cidrs) are added when they lie outside
+// these. Egress itself refuses private addresses too; this is the floor
+// the network keeps if it ever did not.
+var Blocked = []string{
+	"10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16",
+	"::1/128", "fc00::/7", "fe80::/10",
+}
+
+// outside is what egress's "anywhere" rules leave out, by family: Blocked
+// and the cluster's CIDRs (those Blocked does not already cover).
+func outside(cluster []string) (v4, v6 []string) {
+	var blocked []netip.Prefix
+	for _, c := range Blocked {
+		blocked = append(blocked, netip.MustParsePrefix(c))
+	}
+	all := slices.Clone(blocked)
+	for _, c := range cluster {
+		p, err := netip.ParsePrefix(c)
+		if err != nil { // validated with the manifest
+			continue
+		}
+		p = p.Masked()
+		if !slices.ContainsFunc(blocked, func(b netip.Prefix) bool { return b.Bits() <= p.Bits() && b.Contains(p.Addr()) }) {
+			all = append(all, p)
+		}
+	}
+	for _, p := range all {
+		if p.Addr().Is4() {
+			v4 = append(v4, p.String())
+		} else {
+			v6 = append(v6, p.String())
+		}
+	}
+	sort.Strings(v4)
+	sort.Strings(v6)
+	return v4, v6
+}
 
 // Objects is everything one bottle instance makes on a cluster, in the
 // order it is created.
@@ -489,9 +529,11 @@ func sandbox(p *plan.Plan, o ObjectOptions, m metav1.ObjectMeta, podLabels map[s
 		Command:      []string{"sh", "-c", "cp -R /state/. /home/agent/.claude/ 2>/dev/null; true"},
 		VolumeMounts: []corev1.VolumeMount{{Name: "claude-state-files", MountPath: "/state", ReadOnly: true}, {Name: "claude-state", MountPath: "/home/agent/.claude"}},
 	}
-	runtimeClass := o.RuntimeClass
-	if runtimeClass == "" && p.Docker.Runtime == "runsc" {
-		runtimeClass = DefaultRuntimeClass
+	// The RuntimeClass only when the plan chose gVisor: a cluster without
+	// it plans runc, with the plan's note saying why.
+	runtimeClass := ""
+	if p.Docker.Runtime == "runsc" {
+		runtimeClass = cmp.Or(o.RuntimeClass, DefaultRuntimeClass)
 	}
 	spec := corev1.PodSpec{
 		ServiceAccountName:           plan.RoleAgent,
@@ -592,11 +634,10 @@ func networkPolicies(p *plan.Plan, o ObjectOptions, meta func(name, role string)
 		in.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{From: from, Ports: toPorts(role)}}
 		switch role {
 		case plan.RoleEgress:
-			except := append(append([]string(nil), o.ClusterCIDRs...), Blocked[0])
-			sort.Strings(except)
+			v4, v6 := outside(o.ClusterCIDRs)
 			in.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{
-				{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: except}}}},
-				{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "::/0", Except: []string{"fc00::/7", "fe80::/10"}}}}},
+				{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: v4}}}},
+				{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "::/0", Except: v6}}}},
 				clusterDNS(),
 			}
 		case plan.RoleCredProxy, plan.RoleGitGate:
