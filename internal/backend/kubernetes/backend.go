@@ -242,7 +242,7 @@ func (b *Backend) Up(ctx context.Context, p *plan.Plan, opts backend.UpOptions) 
 		if err == nil {
 			return
 		}
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DeleteTimeout+10*time.Second)
 		defer cancel()
 		if created {
 			if derr := b.deleteNamespace(dctx, p.Instance); derr != nil {
@@ -253,13 +253,7 @@ func (b *Backend) Up(ctx context.Context, p *plan.Plan, opts backend.UpOptions) 
 		os.RemoveAll(stage.LogDir(b.State, p.Instance))
 	}()
 	b.progress("stage files of %s", p.Instance)
-	if err := launch.Prepare(ctx, p, dir, stage.LogDir(b.State, p.Instance), opts.ManifestPath, b.Getenv); err != nil {
-		return nil, err
-	}
-	if err := launch.PrepareClaudeState(filepath.Join(dir, stage.ClaudeState), &p.Spec); err != nil {
-		return nil, err
-	}
-	o, missing, err := b.hostObjects(p, dir)
+	o, missing, err := b.render(ctx, p, opts.ManifestPath)
 	if err != nil {
 		return nil, err
 	}
@@ -297,6 +291,19 @@ func (b *Backend) Up(ctx context.Context, p *plan.Plan, opts backend.UpOptions) 
 		return nil, err
 	}
 	return &backend.Bottle{Plan: p, Agent: p.Instance + "/" + SandboxName, Missing: missing}, nil
+}
+
+// render writes the instance's stage directory on the host (credentials
+// resolved there, as for Docker) and renders the objects from it.
+func (b *Backend) render(ctx context.Context, p *plan.Plan, manifestPath string) (*Objects, []string, error) {
+	dir := stage.InstanceDir(b.State, p.Instance)
+	if err := launch.Prepare(ctx, p, dir, stage.LogDir(b.State, p.Instance), manifestPath, b.Getenv); err != nil {
+		return nil, nil, err
+	}
+	if err := launch.PrepareClaudeState(filepath.Join(dir, stage.ClaudeState), &p.Spec); err != nil {
+		return nil, nil, err
+	}
+	return b.hostObjects(p, dir)
 }
 
 // hostObjects renders the objects with the stage directory's secret files
@@ -409,7 +416,7 @@ func (b *Backend) fillAddresses(ctx context.Context, ns string, sb *sandboxv1.Sa
 func (b *Backend) waitPodsReady(ctx context.Context, o *Objects) error {
 	for _, pod := range o.Pods {
 		b.progress("wait for Pod/%s", pod.Name)
-		err := b.poll(ctx, "Pod/"+pod.Name+" to be ready", func() (bool, string, error) {
+		err := b.poll(ctx, b.ReadyTimeout, "Pod/"+pod.Name+" to be ready", func() (bool, string, error) {
 			x, err := b.cs.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 			if err != nil {
 				return false, "", err
@@ -435,7 +442,7 @@ func (b *Backend) waitPodsReady(ctx context.Context, o *Objects) error {
 // Sandbox Ready (its Pod scheduled and running).
 func (b *Backend) waitSandboxReady(ctx context.Context, ns string) error {
 	b.progress("wait for Sandbox/%s", SandboxName)
-	return b.poll(ctx, "Sandbox/"+SandboxName+" to be ready (is the agent-sandbox controller running?)", func() (bool, string, error) {
+	return b.poll(ctx, b.ReadyTimeout, "Sandbox/"+SandboxName+" to be ready (is the agent-sandbox controller running?)", func() (bool, string, error) {
 		u, err := b.dyn.Resource(SandboxResource).Namespace(ns).Get(ctx, SandboxName, metav1.GetOptions{})
 		if err != nil {
 			return false, "", err
@@ -453,9 +460,9 @@ func (b *Backend) waitSandboxReady(ctx context.Context, ns string) error {
 	})
 }
 
-// poll asks done every 250 ms until it says true, fails, or ReadyTimeout.
-func (b *Backend) poll(ctx context.Context, what string, done func() (bool, string, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, b.ReadyTimeout)
+// poll asks done every 250 ms until it says true, fails, or timeout.
+func (b *Backend) poll(ctx context.Context, timeout time.Duration, what string, done func() (bool, string, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := ""
 	for {
@@ -470,7 +477,7 @@ func (b *Backend) poll(ctx context.Context, what string, done func() (bool, stri
 		select {
 		case <-ctx.Done():
 			if ctx.Err() == context.DeadlineExceeded {
-				return fmt.Errorf("timed out after %s waiting for %s (last: %s)", b.ReadyTimeout, what, last)
+				return fmt.Errorf("timed out after %s waiting for %s (last: %s)", timeout, what, last)
 			}
 			return ctx.Err()
 		case <-time.After(250 * time.Millisecond):
@@ -507,6 +514,10 @@ func (b *Backend) Down(ctx context.Context, instance string) error {
 	return os.RemoveAll(stage.LogDir(b.State, instance))
 }
 
+// DeleteTimeout bounds the wait for a deleted namespace to go: the
+// cluster's namespace controller deletes what is in it first.
+const DeleteTimeout = 2 * time.Minute
+
 // deleteNamespace deletes one of our namespaces and waits until it is gone.
 // A namespace without our instance label is never touched.
 func (b *Backend) deleteNamespace(ctx context.Context, name string) error {
@@ -525,7 +536,7 @@ func (b *Backend) deleteNamespace(ctx context.Context, name string) error {
 	if err := b.cs.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	return b.poll(ctx, "Namespace/"+name+" to be deleted", func() (bool, string, error) {
+	return b.poll(ctx, DeleteTimeout, "Namespace/"+name+" to be deleted", func() (bool, string, error) {
 		x, err := b.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, "", nil

@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	sandboxv1 "sigs.k8s.io/agent-sandbox/api/v1beta1"
 
 	"github.com/claude-bottle/claude-bottle/internal/plan"
@@ -169,6 +170,9 @@ func (o *Objects) List() []runtime.Object {
 // options give the same objects.
 func Build(p *plan.Plan, o ObjectOptions) (*Objects, error) {
 	ns := p.Instance
+	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+		return nil, fmt.Errorf("kubernetes: the instance name %q cannot name a namespace (%s); pin one of lowercase letters, digits and '-' with CLAUDE_BOTTLE_CONTAINER", ns, strings.Join(errs, "; "))
+	}
 	labels := func(role string) map[string]string {
 		l := map[string]string{plan.LabelInstance: p.Instance, plan.LabelAgent: p.Agent}
 		if role != "" {
@@ -578,11 +582,15 @@ func sandbox(p *plan.Plan, o ObjectOptions, m metav1.ObjectMeta, podLabels map[s
 
 // EgressAddressPlaceholder stands for egress's Service address in a plan;
 // Up replaces it (and ServiceAddressPlaceholder's) with the ClusterIPs.
-const EgressAddressPlaceholder = "0.0.0.0"
+var EgressAddressPlaceholder = ServiceAddressPlaceholder(plan.RoleEgress)
 
 // ServiceAddressPlaceholder stands for a sidecar Service's address in a
-// plan. Planned objects use the unspecified address so they stay valid.
-func ServiceAddressPlaceholder(role string) string { return EgressAddressPlaceholder }
+// plan: one per role, from the documentation range (RFC 5737), so that
+// planned objects stay valid (the API refuses two host aliases with one
+// address).
+func ServiceAddressPlaceholder(role string) string {
+	return fmt.Sprintf("192.0.2.%d", 1+slices.Index([]string{plan.RoleEgress, plan.RoleCredProxy, plan.RoleGitGate, plan.RoleSupervise}, role))
+}
 
 // networkPolicies: default deny in the namespace; the agent reaches only
 // its sidecars' ports (and egress's DNS stub); cred-proxy and git-gate

@@ -194,11 +194,16 @@ current-context: test
 		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(freePort(t)), "--leader-elect=false",
 		"--use-service-account-credentials=false")
 	installCRDs(t, cfg)
+	// The RuntimeClass a gVisor bottle asks for, as docs/kubernetes.md
+	// tells a cluster's owner to make (no node runs it here).
+	if _, err := p.Client.NodeV1().RuntimeClasses().Create(context.Background(), &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "gvisor"}, Handler: "runsc"}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
 // Cluster starts tier 2: APIServer plus kube-scheduler, the agent-sandbox
-// controller and kwok with one fake node, and the gvisor RuntimeClass.
+// controller and kwok with one fake node.
 func Cluster(t testing.TB) *Plane {
 	t.Helper()
 	p := APIServer(t)
@@ -218,9 +223,6 @@ func Cluster(t testing.TB) *Plane {
 		Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": "kwok-node-0"}},
 		Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{}}}
 	if _, err := p.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Client.NodeV1().RuntimeClasses().Create(ctx, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "gvisor"}, Handler: "runsc"}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// Without a node lifecycle controller the not-ready taint the API
