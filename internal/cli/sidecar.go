@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	kubebackend "github.com/claude-bottle/claude-bottle/internal/backend/kubernetes"
 	"io"
 	"log/slog"
 	"net"
@@ -49,6 +50,20 @@ func newSidecarCmd(g *globals) *cobra.Command {
 		return egress.Run(c.Context(), logger("egress"), egress.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen, DNSListen: dnsListen})
 	}})
 	egressCmd.Flags().StringVar(&dnsListen, "dns-listen", "", `DNS stub address (default ":53"; "-" disables)`)
+	var kube bool
+	superviseCmd := flags(&cobra.Command{Use: "supervise", RunE: func(c *cobra.Command, _ []string) error {
+		log := logger("supervise")
+		opts := supervise.Options{LogDir: logDir, Instance: instance, Listen: listen, CurrentConfigDir: stage.ContainerCurrentConfig}
+		if kube {
+			remote, err := kubebackend.InClusterRemote(c.Context(), log, instance)
+			if err != nil {
+				return err
+			}
+			opts.Remote = remote
+		}
+		return supervise.Run(c.Context(), log, opts)
+	}})
+	superviseCmd.Flags().BoolVar(&kube, "kube", false, "on a cluster: file requests and read decisions through the API (this pod's service account)")
 	cmd.AddCommand(
 		egressCmd,
 		flags(&cobra.Command{Use: "cred-proxy", RunE: func(c *cobra.Command, _ []string) error {
@@ -58,10 +73,7 @@ func newSidecarCmd(g *globals) *cobra.Command {
 		flags(&cobra.Command{Use: "git-gate", RunE: func(c *cobra.Command, _ []string) error {
 			return gitgate.Run(c.Context(), logger("git-gate"), gitgate.Options{ConfigDir: configDir, LogDir: logDir, Instance: instance, Listen: listen})
 		}}),
-		flags(&cobra.Command{Use: "supervise", RunE: func(c *cobra.Command, _ []string) error {
-			return supervise.Run(c.Context(), logger("supervise"), supervise.Options{LogDir: logDir, Instance: instance, Listen: listen,
-				CurrentConfigDir: stage.ContainerCurrentConfig})
-		}}),
+		superviseCmd,
 		&cobra.Command{Use: "git-gate-hook", Args: cobra.ArbitraryArgs, RunE: func(c *cobra.Command, args []string) error {
 			if code := gitgate.HookMain(c.Context(), g.stdin, g.stderr, os.Environ()); code != 0 {
 				return &exitError{code: code}

@@ -106,9 +106,30 @@ type Queue struct {
 	CurrentConfigDir string
 	// MaxPending caps undecided requests; 0 means DefaultMaxPending.
 	MaxPending int
+	// Remote, when set, is where requests go to the host and decisions
+	// come from (a cluster's API); RequestsDir stays the local record and
+	// DecisionsDir is not read.
+	Remote Remote
 
 	mu  sync.Mutex // serialises the pending count with the write
 	now func() time.Time
+}
+
+// Remote carries requests to the host and decisions back when the host
+// cannot share a directory with the sidecar (a bottle on a cluster).
+type Remote interface {
+	// Publish hands a filed request, as raw JSON, to the host.
+	Publish(ctx context.Context, req Request, raw []byte) error
+	// Decision returns id's valid decision, or nil while it has none.
+	Decision(id string) *Decision
+}
+
+// decision is id's decision from wherever the host writes them.
+func (q *Queue) decision(id string) *Decision {
+	if q.Remote != nil {
+		return q.Remote.Decision(id)
+	}
+	return readDecision(q.DecisionsDir, id)
 }
 
 // ErrTooMany is returned by File when MaxPending requests are undecided.
@@ -155,8 +176,17 @@ func (q *Queue) File(req Request) (Request, error) {
 	}
 	// 0644: a request holds no secret, and the host may run as another
 	// uid than the sidecar.
-	if err := stage.WriteFile(filepath.Join(q.RequestsDir, req.ID+".json"), b, 0o644); err != nil {
+	path := filepath.Join(q.RequestsDir, req.ID+".json")
+	if err := stage.WriteFile(path, b, 0o644); err != nil {
 		return Request{}, fmt.Errorf("write request: %w", err)
+	}
+	if q.Remote != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := q.Remote.Publish(ctx, req, b); err != nil {
+			os.Remove(path)
+			return Request{}, fmt.Errorf("the request could not reach the host (%w); it was not filed: try again", err)
+		}
 	}
 	return req, nil
 }
@@ -170,7 +200,7 @@ func (q *Queue) List() ([]Status, error) {
 	}
 	out := make([]Status, 0, len(reqs))
 	for _, r := range reqs {
-		out = append(out, Status{Request: r, Decision: readDecision(q.DecisionsDir, r.ID)})
+		out = append(out, Status{Request: r, Decision: q.decision(r.ID)})
 	}
 	return out, nil
 }
@@ -190,7 +220,7 @@ func (q *Queue) Get(id string) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	return Status{Request: r, Decision: readDecision(q.DecisionsDir, id)}, nil
+	return Status{Request: r, Decision: q.decision(id)}, nil
 }
 
 // Wait returns id's status once it is decided, after d, or when ctx is
@@ -212,7 +242,7 @@ func (q *Queue) Wait(ctx context.Context, id string, d time.Duration) (Status, e
 		case <-timer.C:
 			return st, nil
 		case <-tick.C:
-			if dec := readDecision(q.DecisionsDir, id); dec != nil {
+			if dec := q.decision(id); dec != nil {
 				st.Decision = dec
 				return st, nil
 			}
@@ -260,12 +290,21 @@ func readRequest(dir, id string) (Request, error) {
 	if err != nil {
 		return Request{}, err
 	}
+	return ParseRequest(b, id)
+}
+
+// ParseRequest decodes and validates a request that must carry id: what
+// the host accepts from a sidecar, by file or through a cluster's API.
+func ParseRequest(b []byte, id string) (Request, error) {
+	if len(b) > maxRequestFile {
+		return Request{}, fmt.Errorf("request %s is larger than %d bytes", id, maxRequestFile)
+	}
 	var r Request
 	if err := jsonstrict.Decode(b, &r); err != nil {
 		return Request{}, fmt.Errorf("request %s: %w", id, err)
 	}
 	if r.ID != id {
-		return Request{}, fmt.Errorf("request file %s.json carries id %q", id, r.ID)
+		return Request{}, fmt.Errorf("request %s carries id %q", id, r.ID)
 	}
 	if err := r.Validate(); err != nil {
 		return Request{}, fmt.Errorf("request %s: %w", id, err)
@@ -312,8 +351,13 @@ func readDecision(dir, id string) *Decision {
 	if err != nil {
 		return nil
 	}
+	return ParseDecision(b, id)
+}
+
+// ParseDecision returns the valid decision for id in b, or nil.
+func ParseDecision(b []byte, id string) *Decision {
 	var d Decision
-	if jsonstrict.Decode(b, &d) != nil || d.ID != id || d.Validate() != nil {
+	if len(b) > maxRequestFile || jsonstrict.Decode(b, &d) != nil || d.ID != id || d.Validate() != nil {
 		return nil
 	}
 	return &d

@@ -33,6 +33,9 @@ type Options struct {
 	// CurrentConfigDir, optional, holds allowlist.txt shown by list_requests.
 	CurrentConfigDir string
 	MaxPending       int // DefaultMaxPending when 0
+	// Remote, when set, carries requests and decisions instead of the
+	// shared directories (a bottle on a cluster).
+	Remote Remote
 }
 
 // MaxWait bounds get_request's wait_seconds.
@@ -67,6 +70,7 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 		DecisionsDir:     opts.DecisionsDir,
 		CurrentConfigDir: opts.CurrentConfigDir,
 		MaxPending:       opts.MaxPending,
+		Remote:           opts.Remote,
 	}
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {

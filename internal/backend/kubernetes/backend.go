@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -65,6 +69,10 @@ type Backend struct {
 	cfg *rest.Config
 	cs  k8s.Interface
 	dyn dynamic.Interface
+
+	mu sync.Mutex
+	// syncs stop each running instance's supervise sync and wait for it.
+	syncs map[string]func()
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -290,6 +298,17 @@ func (b *Backend) Up(ctx context.Context, p *plan.Plan, opts backend.UpOptions) 
 	if err := b.waitSandboxReady(ctx, p.Instance); err != nil {
 		return nil, err
 	}
+	if p.Spec.Supervise {
+		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); b.syncSupervise(sctx, p.Instance) }()
+		b.mu.Lock()
+		if b.syncs == nil {
+			b.syncs = map[string]func(){}
+		}
+		b.syncs[p.Instance] = func() { cancel(); <-done }
+		b.mu.Unlock()
+	}
 	return &backend.Bottle{Plan: p, Agent: p.Instance + "/" + SandboxName, Missing: missing}, nil
 }
 
@@ -303,13 +322,64 @@ func (b *Backend) render(ctx context.Context, p *plan.Plan, manifestPath string)
 	if err := launch.PrepareClaudeState(filepath.Join(dir, stage.ClaudeState), &p.Spec); err != nil {
 		return nil, nil, err
 	}
-	return b.hostObjects(p, dir)
+	api, err := b.apiServerAddrs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.hostObjects(p, dir, api)
+}
+
+// apiServerAddrs are the addresses (IP:PORT) a pod reaches the API server
+// at once the cluster's Service has been resolved: the endpoints of
+// default/kubernetes, else (a user who may not read them, or a control
+// plane without them) the address the kubeconfig names.
+func (b *Backend) apiServerAddrs(ctx context.Context) ([]string, error) {
+	var out []string
+	slices, err := b.cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=kubernetes"})
+	if err == nil {
+		for _, s := range slices.Items {
+			for _, port := range s.Ports {
+				if port.Port == nil {
+					continue
+				}
+				for _, e := range s.Endpoints {
+					for _, a := range e.Addresses {
+						if ip, perr := netip.ParseAddr(a); perr == nil {
+							out = append(out, netip.AddrPortFrom(ip, uint16(*port.Port)).String())
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(out) > 0 {
+		sort.Strings(out)
+		return out, nil
+	}
+	u, err := url.Parse(b.cfg.Host)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: the API server address %q: %w", b.cfg.Host, err)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: resolve the API server %s: %w", u.Hostname(), err)
+	}
+	for _, ip := range ips {
+		out = append(out, net.JoinHostPort(ip.Unmap().String(), port))
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // hostObjects renders the objects with the stage directory's secret files
 // and the agent's variables (forwarded ones read from the host now).
-func (b *Backend) hostObjects(p *plan.Plan, dir string) (*Objects, []string, error) {
+func (b *Backend) hostObjects(p *plan.Plan, dir string, apiServer []string) (*Objects, []string, error) {
 	opts := b.objectOptions()
+	opts.APIServer = apiServer
 	opts.Owner = launch.Owner()
 	opts.Secrets = map[string][]byte{}
 	plain := map[string]bool{}
@@ -505,6 +575,13 @@ func (b *Backend) Finish(ctx context.Context, bt *backend.Bottle) (backend.Work,
 // which deletes everything in it, waits until it is gone, and removes the
 // stage directory.
 func (b *Backend) Down(ctx context.Context, instance string) error {
+	b.mu.Lock()
+	stop := b.syncs[instance]
+	delete(b.syncs, instance)
+	b.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	if err := b.deleteNamespace(ctx, instance); err != nil {
 		return err
 	}
@@ -623,7 +700,8 @@ func (b *Backend) Apply(ctx context.Context, instance string, req supervise.Requ
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return err
 	}
-	o, _, err := b.hostObjects(&p, dir)
+	// Only ConfigMaps and Secrets change (the policies are not rewritten).
+	o, _, err := b.hostObjects(&p, dir, nil)
 	if err != nil {
 		return err
 	}

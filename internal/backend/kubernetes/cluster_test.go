@@ -106,24 +106,7 @@ func TestTier1ObjectsAdmittedAndRBAC(t *testing.T) {
 			b := newTestBackend(t, plane.Config, time.Second)
 			p := pinned(t, which, "rbac-"+which)
 			ns := p.Instance
-			o, _, err := b.render(ctx, p, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = b.Down(context.Background(), ns) })
-			if _, err := b.cs.CoreV1().Namespaces().Create(ctx, o.Namespace, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			for _, obj := range o.List()[1:] {
-				if sb, ok := obj.(*sandboxv1.Sandbox); ok {
-					if err := b.fillAddresses(ctx, ns, sb); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := b.create(ctx, ns, obj); err != nil {
-					t.Fatalf("the API server refused %s: %v", describe(obj), err)
-				}
-			}
+			o := createAll(t, b, p)
 			// The agent's Pod is made by the agent-sandbox controller from
 			// the template: admission must accept it too (a dry run).
 			agentPod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "agent-dry", Namespace: ns}, Spec: o.Sandbox.Spec.PodTemplate.Spec}
@@ -141,6 +124,33 @@ func TestTier1ObjectsAdmittedAndRBAC(t *testing.T) {
 			checkRBAC(t, plane, b.cs, ns, p)
 		})
 	}
+}
+
+// createAll renders p's objects and creates them as Up does, without
+// waiting for anything to be ready; Down at the end of the test.
+func createAll(t *testing.T, b *Backend, p *plan.Plan) *Objects {
+	t.Helper()
+	ctx := t.Context()
+	ns := p.Instance
+	o, _, err := b.render(ctx, p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Down(context.Background(), ns) })
+	if _, err := b.cs.CoreV1().Namespaces().Create(ctx, o.Namespace, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range o.List()[1:] {
+		if sb, ok := obj.(*sandboxv1.Sandbox); ok {
+			if err := b.fillAddresses(ctx, ns, sb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.create(ctx, ns, obj); err != nil {
+			t.Fatalf("the API server refused %s: %v", describe(obj), err)
+		}
+	}
+	return o
 }
 
 // noTokens: the token values are in the sidecars' Secrets and nowhere
@@ -261,6 +271,67 @@ func checkRBAC(t *testing.T, plane *kubetest.Plane, admin k8s.Interface, ns stri
 
 var rbacSelfGrant = rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "self"},
 	RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"}}
+
+// Tier 1: supervise through the API. The sidecar's side runs with the
+// supervise service account's rights (impersonated): it files a request
+// as a ConfigMap; the launcher's sync copies it into the stage directory,
+// where the host's review (supervise.List, Decide) finds it as on Docker;
+// the decision goes back into the Secret and the sidecar sees it. A
+// ConfigMap that is not a valid request is never shown.
+func TestTier1SuperviseThroughTheAPI(t *testing.T) {
+	plane := kubetest.APIServer(t)
+	ctx := t.Context()
+	b := newTestBackend(t, plane.Config, time.Second)
+	p := pinned(t, "default", "supervise-api")
+	ns := p.Instance
+	o := createAll(t, b, p)
+	if got := describePolicy(policy(o, plan.RoleSupervise)); !strings.Contains(got, "127.0.0.1/32") {
+		t.Errorf("supervise's policy does not name the API server this test runs: %s", got)
+	}
+
+	remote := NewSuperviseRemote(ctx, b.Log, plane.As(ns, plan.RoleSupervise), ns)
+	q := &supervise.Queue{RequestsDir: t.TempDir(), Remote: remote}
+	req, err := q.File(supervise.Request{Kind: supervise.KindEgress, Reason: "the Go docs", Egress: &supervise.EgressAsk{Host: "pkg.go.dev", Port: 443}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Something in the namespace that is not a request is not shown.
+	junk := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "request-r-20260101-000000-deadbeef", Labels: map[string]string{LabelRequest: "true"}},
+		Data: map[string]string{RequestKey: `{"id":"r-20260101-000000-deadbeef","kind":"egress"}`}}
+	if _, err := plane.As(ns, plan.RoleSupervise).CoreV1().ConfigMaps(ns).Create(ctx, junk, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.syncSuperviseOnce(ctx, ns); err == nil || !strings.Contains(err.Error(), "is not a request") {
+		t.Errorf("sync of a junk request: %v", err)
+	}
+	pending, err := supervise.List(b.State)
+	if err != nil || len(pending) != 1 || pending[0].Request.ID != req.ID || pending[0].Instance != ns || pending[0].Decision != nil {
+		t.Fatalf("the host sees %+v (%v), want request %s pending", pending, err, req.ID)
+	}
+	if err := supervise.Decide(ctx, b.State, ns, req.ID, "approved", "ok", b, supervise.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.syncSuperviseOnce(ctx, ns); err != nil && !strings.Contains(err.Error(), "is not a request") {
+		t.Fatal(err)
+	}
+	st, err := q.Wait(ctx, req.ID, 10*time.Second)
+	if err != nil || st.Decision == nil || st.Decision.Verdict != "approved" {
+		t.Fatalf("the sidecar sees %+v, %v", st.Decision, err)
+	}
+	cm, _ := b.cs.CoreV1().ConfigMaps(ns).Get(ctx, "egress-config", metav1.GetOptions{})
+	if !strings.Contains(cm.Data["policy.json"], "pkg.go.dev") {
+		t.Errorf("the approval did not reach egress's ConfigMap")
+	}
+	// The sidecar cannot forge a decision, nor rewrite its filed request.
+	sec, _ := b.cs.CoreV1().Secrets(ns).Get(ctx, DecisionsSecret, metav1.GetOptions{})
+	if _, err := plane.As(ns, plan.RoleSupervise).CoreV1().Secrets(ns).Update(ctx, sec, metav1.UpdateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("supervise wrote the decisions: %v", err)
+	}
+	filed, _ := b.cs.CoreV1().ConfigMaps(ns).Get(ctx, requestConfigMap(req.ID), metav1.GetOptions{})
+	if _, err := plane.As(ns, plan.RoleSupervise).CoreV1().ConfigMaps(ns).Update(ctx, filed, metav1.UpdateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("supervise rewrote a filed request: %v", err)
+	}
+}
 
 // failAt fails the API server's nth create (POST), counting from 1; the
 // count of creates seen is kept whether or not one fails.

@@ -60,6 +60,9 @@ type ObjectOptions struct {
 	// ClusterCIDRs are the cluster's pod and service ranges: egress never
 	// reaches them (nor the metadata address).
 	ClusterCIDRs []string
+	// APIServer are the API server's addresses (IP:PORT) that supervise,
+	// alone, may reach; nil when planning (APIServerPlaceholder).
+	APIServer []string
 	// Owner is the launcher, HOST/PID.
 	Owner string
 	// Secrets holds the secret stage files by stage path (tokens, keys,
@@ -278,6 +281,12 @@ func Build(p *plan.Plan, o ObjectOptions) (*Objects, error) {
 		if err != nil {
 			return nil, err
 		}
+		if c.Role == plan.RoleSupervise {
+			// The one sidecar that talks to the API: requests out as
+			// ConfigMaps, decisions in from a Secret (supervise.go).
+			pod.Spec.AutomountServiceAccountToken = new(true)
+			pod.Spec.Containers[0].Args = append(pod.Spec.Containers[0].Args, "--kube")
+		}
 		out.Pods = append(out.Pods, pod)
 	}
 	sb, err := sandbox(p, o, meta(SandboxName, plan.RoleAgent), labels(plan.RoleAgent))
@@ -475,8 +484,7 @@ func sidecarPod(p *plan.Plan, c plan.Container, m metav1.ObjectMeta, files []sta
 		ObjectMeta: m,
 		Spec: corev1.PodSpec{
 			ServiceAccountName: c.Role,
-			// No sidecar talks to the API yet (supervise's queue is
-			// pod-local until it moves to the API: docs/kubernetes.md).
+			// No API token: only supervise's pod mounts one (Build).
 			AutomountServiceAccountToken: new(false),
 			EnableServiceLinks:           new(false),
 			RestartPolicy:                corev1.RestartPolicyAlways,
@@ -653,8 +661,35 @@ func networkPolicies(p *plan.Plan, o ObjectOptions, meta func(name, role string)
 				{To: []networkingv1.NetworkPolicyPeer{peer(plan.RoleEgress)}, Ports: toPorts(plan.RoleEgress)[:1]},
 				clusterDNS(),
 			}
+		case plan.RoleSupervise:
+			in.Spec.Egress = apiServerRules(o.APIServer)
 		}
 		out = append(out, in)
+	}
+	return out
+}
+
+// APIServerPlaceholder stands for the API server's addresses in a plan;
+// Up fills in the real ones.
+const APIServerPlaceholder = "192.0.2.100:6443"
+
+// apiServerRules let supervise reach the API server's addresses, each
+// address on its own port, and nothing else.
+func apiServerRules(addrs []string) []networkingv1.NetworkPolicyEgressRule {
+	if addrs == nil {
+		addrs = []string{APIServerPlaceholder}
+	}
+	var out []networkingv1.NetworkPolicyEgressRule
+	for _, a := range addrs {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil {
+			continue // Up passes only parsed addresses
+		}
+		tcp, port := corev1.ProtocolTCP, intstr.FromInt32(int32(ap.Port()))
+		out = append(out, networkingv1.NetworkPolicyEgressRule{
+			To:    []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: netip.PrefixFrom(ap.Addr(), ap.Addr().BitLen()).String()}}},
+			Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &port}},
+		})
 	}
 	return out
 }

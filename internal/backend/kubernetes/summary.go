@@ -13,6 +13,8 @@ import (
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 )
 
+var placeholderCIDR = apiServerRules(nil)[0].To[0].IPBlock.CIDR
+
 // Undo is how a failed or interrupted start is cleaned up on a cluster.
 const Undo = "on failure the namespace is deleted, with everything in it"
 
@@ -70,7 +72,11 @@ func pod(s corev1.PodSpec) string {
 	if s.RuntimeClassName != nil {
 		rc = "RuntimeClass " + *s.RuntimeClassName
 	}
-	return fmt.Sprintf("%s as ServiceAccount %s, %s", strings.Join(images, ", "), s.ServiceAccountName, rc)
+	token := ""
+	if s.AutomountServiceAccountToken != nil && *s.AutomountServiceAccountToken {
+		token = ", with its API token"
+	}
+	return fmt.Sprintf("%s as ServiceAccount %s%s, %s", strings.Join(images, ", "), s.ServiceAccountName, token, rc)
 }
 
 func keys[A, B any](a map[string]A, b map[string]B) string {
@@ -149,6 +155,8 @@ func peers(ps []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPoli
 		switch {
 		case p.IPBlock != nil && len(p.IPBlock.Except) > 0:
 			out = append(out, p.IPBlock.CIDR+" except "+strings.Join(p.IPBlock.Except, " ")+suffix)
+		case p.IPBlock != nil && p.IPBlock.CIDR == placeholderCIDR:
+			out = append(out, "the API server (its address filled in at start)"+suffix)
 		case p.IPBlock != nil:
 			out = append(out, p.IPBlock.CIDR+suffix)
 		case p.NamespaceSelector != nil:
