@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/claude-bottle/claude-bottle/internal/backend"
+	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/safetext"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
@@ -136,6 +138,12 @@ state directory). Running bottles are not touched.`,
 				return fmt.Errorf("cleanup: list stage directories: %w", err)
 			}
 			for _, n := range names {
+				// Another backend's stage directories are its own: a
+				// running Kubernetes bottle is not in the Docker engine's
+				// list, nor the reverse.
+				if cmp.Or(plannedBackend(state, n), manifest.BackendDocker) != be.Name() {
+					continue
+				}
 				if !running[n] && !instances[n] {
 					instances[n] = true
 					verb := "removing"

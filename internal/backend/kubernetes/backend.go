@@ -25,10 +25,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/dynamic"
 	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/remotecommand"
 	sandboxv1 "sigs.k8s.io/agent-sandbox/api/v1beta1"
 
 	"github.com/claude-bottle/claude-bottle/internal/backend"
@@ -73,6 +76,8 @@ type Backend struct {
 	mu sync.Mutex
 	// syncs stop each running instance's supervise sync and wait for it.
 	syncs map[string]func()
+	// resize feeds each attach session its terminal's size.
+	resize map[string]sizes
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -555,13 +560,108 @@ func (b *Backend) poll(ctx context.Context, timeout time.Duration, what string, 
 	}
 }
 
-// Attach implements backend.Backend.
+// Attach implements backend.Backend as `kubectl attach -it` does: the
+// agent container's stdin, stdout and TTY through the API server (the
+// kubelet's attach, over WebSocket, else SPDY), then its exit code from
+// the pod's status. The agent started when the Sandbox did: a TUI redraws
+// on the first resize, which run sends at once.
 func (b *Backend) Attach(ctx context.Context, bt *backend.Bottle, s backend.Streams) (int, error) {
-	return 0, errors.New("kubernetes: attaching to the agent is not built yet (docs/kubernetes.md, \"What is not done\")")
+	if b.cs == nil {
+		return 0, errors.New("kubernetes: no cluster")
+	}
+	ns := bt.Plan.Instance
+	req := b.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(SandboxName).SubResource("attach").
+		VersionedParams(&corev1.PodAttachOptions{Container: plan.RoleAgent, Stdin: s.Stdin != nil, Stdout: true, Stderr: !s.TTY, TTY: s.TTY}, scheme.ParameterCodec)
+	ws, err := remotecommand.NewWebSocketExecutor(b.cfg, "GET", req.URL().String())
+	if err != nil {
+		return 0, err
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(b.cfg, "POST", req.URL())
+	if err != nil {
+		return 0, err
+	}
+	exec, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+	if err != nil {
+		return 0, err
+	}
+	sizes := b.sizeQueue(ns)
+	defer b.dropSizeQueue(ns)
+	opts := remotecommand.StreamOptions{Stdin: s.Stdin, Stdout: s.Stdout, Tty: s.TTY}
+	if !s.TTY {
+		opts.Stderr = s.Stderr
+	} else {
+		opts.TerminalSizeQueue = sizes
+	}
+	if err := exec.StreamWithContext(ctx, opts); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, fmt.Errorf("kubernetes: attach to the agent in %s: %w", ns, err)
+	}
+	return b.agentExit(ctx, ns)
 }
 
-// Resize implements backend.Backend.
+// agentExit waits briefly for the agent container's exit code once its
+// streams have closed.
+func (b *Backend) agentExit(ctx context.Context, ns string) (int, error) {
+	code := 0
+	err := b.poll(ctx, 30*time.Second, "the agent to exit", func() (bool, string, error) {
+		pod, err := b.cs.CoreV1().Pods(ns).Get(ctx, SandboxName, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		for _, st := range pod.Status.ContainerStatuses {
+			if st.Name == plan.RoleAgent && st.State.Terminated != nil {
+				code = int(st.State.Terminated.ExitCode)
+				return true, "", nil
+			}
+		}
+		return false, string(pod.Status.Phase), nil
+	})
+	return code, err
+}
+
+// sizes carries terminal sizes to one attach session.
+type sizes chan *remotecommand.TerminalSize
+
+// Next implements remotecommand.TerminalSizeQueue.
+func (q sizes) Next() *remotecommand.TerminalSize { return <-q }
+
+func (b *Backend) sizeQueue(ns string) sizes {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.resize == nil {
+		b.resize = map[string]sizes{}
+	}
+	q := make(sizes, 4)
+	b.resize[ns] = q
+	return q
+}
+
+func (b *Backend) dropSizeQueue(ns string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if q, ok := b.resize[ns]; ok {
+		delete(b.resize, ns)
+		close(q) // Next returns nil: the stream stops asking
+	}
+}
+
+// Resize implements backend.Backend: the size goes to the attach session
+// (dropped when one is still pending: only the latest matters).
 func (b *Backend) Resize(ctx context.Context, bt *backend.Bottle, height, width uint) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q, ok := b.resize[bt.Plan.Instance]
+	if !ok {
+		return nil
+	}
+	select {
+	case q <- &remotecommand.TerminalSize{Width: uint16(width), Height: uint16(height)}:
+	default:
+	}
 	return nil
 }
 
