@@ -84,6 +84,10 @@ type Kubernetes struct {
 	// ClusterCIDRs are the cluster's pod and service ranges, which egress
 	// must never reach (e.g. 10.244.0.0/16, 10.96.0.0/12).
 	ClusterCIDRs []string `yaml:"cluster_cidrs,omitempty" json:"cluster_cidrs,omitempty"`
+	// Registry is where the cluster pulls claude-bottle's images from
+	// (e.g. registry.example.com/team): each image is REGISTRY/NAME:TAG.
+	// "" means the names as built, for a cluster whose nodes have them.
+	Registry string `yaml:"registry,omitempty" json:"registry,omitempty"`
 }
 
 // Resources limits the agent container.

@@ -28,7 +28,9 @@ var (
 	// only (the same rule cred-proxy applies to routes.json).
 	routePathRE = regexp.MustCompile(`^/([A-Za-z0-9_~-][A-Za-z0-9._~-]*/)+$`)
 	// A Kubernetes object name (DNS subdomain).
-	k8sNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
+	// registryRE: HOST[:PORT][/PATH...], lowercase, no scheme, no tag.
+	registryRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
+	k8sNameRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
 )
 
 // Backends are the values of the manifest's backend key.
@@ -165,6 +167,9 @@ func (m *Manifest) validateBottle(p *problems, name string, b *Bottle) {
 	}
 	if rc := b.Kubernetes.RuntimeClass; rc != "" && !k8sNameRE.MatchString(rc) {
 		p.add(f+".kubernetes.runtime_class", "must be a Kubernetes object name (lowercase letters, digits, '-' and '.'), got %q", rc)
+	}
+	if r := b.Kubernetes.Registry; r != "" && !registryRE.MatchString(r) {
+		p.add(f+".kubernetes.registry", "must be a registry host with an optional path and no tag, such as registry.example.com/team, got %q", r)
 	}
 	for i, c := range b.Kubernetes.ClusterCIDRs {
 		if _, err := netip.ParsePrefix(c); err != nil {

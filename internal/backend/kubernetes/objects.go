@@ -60,6 +60,9 @@ type ObjectOptions struct {
 	// ClusterCIDRs are the cluster's pod and service ranges: egress never
 	// reaches them (nor the metadata address).
 	ClusterCIDRs []string
+	// Registry, when set, prefixes every image: the cluster pulls
+	// REGISTRY/claude-bottle-sidecar:TAG and the like.
+	Registry string
 	// APIServer are the API server's addresses (IP:PORT) that supervise,
 	// alone, may reach; nil when planning (APIServerPlaceholder).
 	APIServer []string
@@ -294,6 +297,20 @@ func Build(p *plan.Plan, o ObjectOptions) (*Objects, error) {
 		return nil, err
 	}
 	out.Sandbox = sb
+	if o.Registry != "" {
+		specs := []*corev1.PodSpec{&sb.Spec.PodTemplate.Spec}
+		for _, pod := range out.Pods {
+			specs = append(specs, &pod.Spec)
+		}
+		for _, spec := range specs {
+			for i := range spec.InitContainers {
+				spec.InitContainers[i].Image = o.Registry + "/" + spec.InitContainers[i].Image
+			}
+			for i := range spec.Containers {
+				spec.Containers[i].Image = o.Registry + "/" + spec.Containers[i].Image
+			}
+		}
+	}
 	return out, nil
 }
 

@@ -210,3 +210,32 @@ func policy(o *Objects, name string) *networkingv1.NetworkPolicy {
 	}
 	return nil
 }
+
+// kubernetes.registry prefixes every image of the bottle, the agent's
+// init container's too; without it the names are as built.
+func TestRegistryPrefixesEveryImage(t *testing.T) {
+	for name, p := range testPlans(t) {
+		o := testOptions
+		o.Registry = "registry.example.com/team"
+		objs, err := Build(p, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs := []corev1.PodSpec{objs.Sandbox.Spec.PodTemplate.Spec}
+		for _, pod := range objs.Pods {
+			specs = append(specs, pod.Spec)
+		}
+		n := 0
+		for _, s := range specs {
+			for _, c := range append(s.InitContainers, s.Containers...) {
+				n++
+				if !strings.HasPrefix(c.Image, "registry.example.com/team/claude-bottle-") {
+					t.Errorf("%s: %s pulls %s", name, c.Name, c.Image)
+				}
+			}
+		}
+		if n < len(p.Spec.Sidecars)+2 {
+			t.Errorf("%s: only %d containers", name, n)
+		}
+	}
+}
