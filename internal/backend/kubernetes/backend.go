@@ -563,44 +563,68 @@ func (b *Backend) poll(ctx context.Context, timeout time.Duration, what string, 
 // Attach implements backend.Backend as `kubectl attach -it` does: the
 // agent container's stdin, stdout and TTY through the API server (the
 // kubelet's attach, over WebSocket, else SPDY), then its exit code from
-// the pod's status. The agent started when the Sandbox did: a TUI redraws
-// on the first resize, which run sends at once.
+// the pod's status. The agent starts with its Sandbox, before anyone is
+// attached: a TUI redraws on the first resize, which run sends at once;
+// without a TTY, output comes from the container's log from its first
+// line (attach would lose what was printed before it), and attach carries
+// stdin only.
 func (b *Backend) Attach(ctx context.Context, bt *backend.Bottle, s backend.Streams) (int, error) {
 	if b.cs == nil {
 		return 0, errors.New("kubernetes: no cluster")
 	}
 	ns := bt.Plan.Instance
-	req := b.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(SandboxName).SubResource("attach").
-		VersionedParams(&corev1.PodAttachOptions{Container: plan.RoleAgent, Stdin: s.Stdin != nil, Stdout: true, Stderr: !s.TTY, TTY: s.TTY}, scheme.ParameterCodec)
-	ws, err := remotecommand.NewWebSocketExecutor(b.cfg, "GET", req.URL().String())
-	if err != nil {
-		return 0, err
-	}
-	spdy, err := remotecommand.NewSPDYExecutor(b.cfg, "POST", req.URL())
-	if err != nil {
-		return 0, err
-	}
-	exec, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
-		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
-	})
-	if err != nil {
-		return 0, err
-	}
-	sizes := b.sizeQueue(ns)
-	defer b.dropSizeQueue(ns)
-	opts := remotecommand.StreamOptions{Stdin: s.Stdin, Stdout: s.Stdout, Tty: s.TTY}
-	if !s.TTY {
-		opts.Stderr = s.Stderr
-	} else {
-		opts.TerminalSizeQueue = sizes
-	}
-	if err := exec.StreamWithContext(ctx, opts); err != nil {
+	fail := func(err error) (int, error) {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
 		return 0, fmt.Errorf("kubernetes: attach to the agent in %s: %w", ns, err)
 	}
+	if s.TTY {
+		sizes := b.sizeQueue(ns)
+		defer b.dropSizeQueue(ns)
+		if err := b.attach(ctx, ns, remotecommand.StreamOptions{Stdin: s.Stdin, Stdout: s.Stdout, Tty: true, TerminalSizeQueue: sizes}); err != nil {
+			return fail(err)
+		}
+		return b.agentExit(ctx, ns)
+	}
+	logs, err := b.cs.CoreV1().Pods(ns).GetLogs(SandboxName, &corev1.PodLogOptions{Container: plan.RoleAgent, Follow: true}).Stream(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer logs.Close()
+	if s.Stdin != nil {
+		go func() {
+			// Ends with the container (StdinOnce), or with ctx.
+			if err := b.attach(ctx, ns, remotecommand.StreamOptions{Stdin: s.Stdin}); err != nil && ctx.Err() == nil {
+				b.Log.Warn("kubernetes: the agent's stdin", "instance", ns, "err", err)
+			}
+		}()
+	}
+	if _, err := io.Copy(s.Stdout, logs); err != nil {
+		return fail(err)
+	}
 	return b.agentExit(ctx, ns)
+}
+
+// attach streams opts to the agent container's attach.
+func (b *Backend) attach(ctx context.Context, ns string, opts remotecommand.StreamOptions) error {
+	req := b.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(SandboxName).SubResource("attach").
+		VersionedParams(&corev1.PodAttachOptions{Container: plan.RoleAgent, Stdin: opts.Stdin != nil, Stdout: opts.Stdout != nil, Stderr: opts.Stderr != nil, TTY: opts.Tty}, scheme.ParameterCodec)
+	ws, err := remotecommand.NewWebSocketExecutor(b.cfg, "GET", req.URL().String())
+	if err != nil {
+		return err
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(b.cfg, "POST", req.URL())
+	if err != nil {
+		return err
+	}
+	exec, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+	if err != nil {
+		return err
+	}
+	return exec.StreamWithContext(ctx, opts)
 }
 
 // agentExit waits briefly for the agent container's exit code once its

@@ -77,6 +77,11 @@ type ObjectOptions struct {
 	ClaudeState map[string][]byte
 }
 
+// EgressDNSPort is where egress's DNS stub listens in its pod; its
+// Service answers on 53 (seen on a real kubelet: a non-root sidecar with
+// every capability dropped is refused port 53).
+const EgressDNSPort = 5353
+
 // SidecarUID is the non-root user the sidecars run as on a cluster (the
 // Docker backend's, when its launcher is root).
 const SidecarUID = 65532
@@ -284,6 +289,11 @@ func Build(p *plan.Plan, o ObjectOptions) (*Objects, error) {
 		if err != nil {
 			return nil, err
 		}
+		if c.Role == plan.RoleEgress {
+			// Non-root with no capabilities cannot bind 53: the stub
+			// listens on EgressDNSPort and the Service maps 53 to it.
+			pod.Spec.Containers[0].Args = append(pod.Spec.Containers[0].Args, "--dns-listen", fmt.Sprintf(":%d", EgressDNSPort))
+		}
 		if c.Role == plan.RoleSupervise {
 			// The one sidecar that talks to the API: requests out as
 			// ConfigMaps, decisions in from a Secret (supervise.go).
@@ -414,8 +424,8 @@ func ports(role string) []corev1.ServicePort {
 	case plan.RoleEgress:
 		return []corev1.ServicePort{
 			{Name: "proxy", Port: plan.EgressPort, TargetPort: intstr.FromInt32(plan.EgressPort), Protocol: corev1.ProtocolTCP},
-			{Name: "dns-udp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolUDP},
-			{Name: "dns-tcp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolTCP},
+			{Name: "dns-udp", Port: 53, TargetPort: intstr.FromInt32(EgressDNSPort), Protocol: corev1.ProtocolUDP},
+			{Name: "dns-tcp", Port: 53, TargetPort: intstr.FromInt32(EgressDNSPort), Protocol: corev1.ProtocolTCP},
 		}
 	default:
 		return []corev1.ServicePort{{Name: "http", Port: 8080, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}
@@ -505,6 +515,10 @@ func sidecarPod(p *plan.Plan, c plan.Container, m metav1.ObjectMeta, files []sta
 			AutomountServiceAccountToken: new(false),
 			EnableServiceLinks:           new(false),
 			RestartPolicy:                corev1.RestartPolicyAlways,
+			// The kubelet writes mounted files as root; with fsGroup they
+			// are the sidecar's group and group-readable (a 0400 secret
+			// becomes 0440), so the non-root sidecar can read its own.
+			SecurityContext: &corev1.PodSecurityContext{FSGroup: new(int64(SidecarUID))},
 			// cred-proxy and git-gate reach out only through egress, by
 			// its Service name (the cluster's DNS, as Docker's).
 			Containers: []corev1.Container{ctr},

@@ -95,6 +95,12 @@ func TestObjectsInvariants(t *testing.T) {
 		}
 		for _, pod := range o.Pods {
 			role := pod.Labels[plan.LabelRole]
+			// The kubelet writes mounted files as root: without the
+			// sidecar's fsGroup it cannot read its 0400 secrets (seen on
+			// a real kubelet: "open .../secrets.json: permission denied").
+			if sc := pod.Spec.SecurityContext; sc == nil || sc.FSGroup == nil || *sc.FSGroup != *pod.Spec.Containers[0].SecurityContext.RunAsGroup {
+				t.Errorf("%s: %s's mounted files are not its group's", name, role)
+			}
 			// Only supervise talks to the API (its queue).
 			if mounts := pod.Spec.AutomountServiceAccountToken == nil || *pod.Spec.AutomountServiceAccountToken; mounts != (role == plan.RoleSupervise) {
 				t.Errorf("%s: %s mounts a service-account token: %v", name, role, mounts)

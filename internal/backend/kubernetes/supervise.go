@@ -49,6 +49,7 @@ type SuperviseRemote struct {
 
 	mu        sync.Mutex
 	decisions map[string][]byte
+	failing   bool
 }
 
 var _ supervise.Remote = (*SuperviseRemote)(nil)
@@ -74,15 +75,21 @@ func NewSuperviseRemote(ctx context.Context, log *slog.Logger, cs k8s.Interface,
 
 func (r *SuperviseRemote) refresh(ctx context.Context) {
 	s, err := r.cs.CoreV1().Secrets(r.ns).Get(ctx, DecisionsSecret, metav1.GetOptions{})
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if err != nil {
-		if ctx.Err() == nil {
-			r.log.Warn("read decisions", "err", err)
+		// Once per outage, not once a second.
+		if ctx.Err() == nil && !r.failing {
+			r.log.Warn("read decisions (retrying every second; logged again when it works)", "err", err)
 		}
+		r.failing = true
 		return
 	}
-	r.mu.Lock()
+	if r.failing {
+		r.log.Info("read decisions: works again")
+	}
+	r.failing = false
 	r.decisions = maps.Clone(s.Data)
-	r.mu.Unlock()
 }
 
 // InClusterRemote is the supervise sidecar's remote inside its pod: the
