@@ -77,6 +77,9 @@ type ObjectOptions struct {
 	ClaudeState map[string][]byte
 }
 
+// GracePeriod is how long a bottle's pods get to stop (seconds).
+const GracePeriod = 3
+
 // EgressDNSPort is where egress's DNS stub listens in its pod; its
 // Service answers on 53 (seen on a real kubelet: a non-root sidecar with
 // every capability dropped is refused port 53).
@@ -515,6 +518,8 @@ func sidecarPod(p *plan.Plan, c plan.Container, m metav1.ObjectMeta, files []sta
 			AutomountServiceAccountToken: new(false),
 			EnableServiceLinks:           new(false),
 			RestartPolicy:                corev1.RestartPolicyAlways,
+			// Teardown waits on this: the sidecars stop on SIGTERM.
+			TerminationGracePeriodSeconds: new(int64(GracePeriod)),
 			// The kubelet writes mounted files as root; with fsGroup they
 			// are the sidecar's group and group-readable (a 0400 secret
 			// becomes 0440), so the non-root sidecar can read its own.
@@ -583,6 +588,9 @@ func sandbox(p *plan.Plan, o ObjectOptions, m metav1.ObjectMeta, podLabels map[s
 		AutomountServiceAccountToken: new(false),
 		EnableServiceLinks:           new(false),
 		RestartPolicy:                corev1.RestartPolicyNever,
+		// As on Docker: a few seconds to stop, then killed (teardown
+		// waits for the namespace, and a shell ignores SIGTERM).
+		TerminationGracePeriodSeconds: new(int64(GracePeriod)),
 		// Filled in by Up with egress's Service address: the stub refuses
 		// every name, so nothing leaks through a lookup.
 		DNSPolicy:      corev1.DNSNone,
