@@ -169,6 +169,8 @@ func APIServer(t testing.TB) *Plane {
 		"--token-auth-file", filepath.Join(dir, "tokens.csv"),
 		"--authorization-mode", "RBAC",
 		"--endpoint-reconciler-type", "none",
+		// Tier 3's kubelet is reached at its node address (no DNS here).
+		"--kubelet-preferred-address-types", "InternalIP",
 		"--allow-privileged=false")
 
 	cfg := &rest.Config{Host: fmt.Sprintf("https://127.0.0.1:%d", apiPort), BearerToken: token,
@@ -190,7 +192,11 @@ current-context: test
 		return err == nil && string(b) == "ok", nil
 	})
 	start(t, dir, "kube-controller-manager", filepath.Join(bins, "kube-controller-manager"),
-		"--kubeconfig", p.Kubeconfig, "--controllers", "namespace-controller,garbage-collector-controller,serviceaccount-controller",
+		"--kubeconfig", p.Kubeconfig,
+		// Services get endpoints (tier 3's kube-proxy routes them) and
+		// namespaces the root CA (a pod's token volume needs it).
+		"--controllers", "namespace-controller,garbage-collector-controller,serviceaccount-controller,endpointslice-controller,root-ca-certificate-publisher-controller",
+		"--root-ca-file", filepath.Join(dir, "certs", "apiserver.crt"),
 		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(freePort(t)), "--leader-elect=false",
 		"--use-service-account-credentials=false")
 	installCRDs(t, cfg)

@@ -1,0 +1,219 @@
+package kubetest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Tier 3: a real node. Node adds to a Cluster a kubelet and kube-proxy
+// (built by `.ci/kube build-node`), a second containerd (Debian's, beside
+// the Docker engine's) with Debian's CNI bridge plugin on a bridge the
+// test makes, and the named images copied into it from the Docker engine.
+// Pods run under runc: see docs/kubernetes.md for why not gVisor here, and
+// for what this tier does not have (a NetworkPolicy-enforcing network).
+// It changes the host (bridges, iptables rules, mounts; all removed after),
+// so it runs alone, when CLAUDE_BOTTLE_TIER3=1: .ci/run has a step for it.
+
+// NodeName is the real node's name.
+const NodeName = "tier3-node"
+
+const (
+	// nodeBridge holds the node's address (the API server reaches the
+	// kubelet there); podBridge is the CNI plugin's.
+	nodeBridge = "cbtier3node"
+	podBridge  = "cbtier3pods"
+	nodeIP     = "10.211.0.1"
+	podSubnet  = "10.244.0.0/24"
+)
+
+// Node starts tier 3 on p (from Cluster) and returns when the node is
+// Ready and is the only schedulable one.
+func Node(t testing.TB, p *Plane, images ...string) {
+	t.Helper()
+	if os.Getenv("CLAUDE_BOTTLE_TIER3") != "1" {
+		t.Skip("tier 3 (a real kubelet) changes the host network, so it runs alone: CLAUDE_BOTTLE_TIER3=1 (.ci/run has a step for it; docs/kubernetes.md)")
+	}
+	bins := binDir(t)
+	for _, b := range []string{filepath.Join(bins, "kubelet"), filepath.Join(bins, "kube-proxy"), "/usr/bin/containerd", "/usr/bin/ctr", "/usr/lib/cni/bridge"} {
+		if _, err := os.Stat(b); err != nil {
+			t.Fatalf("tier 3 needs %s (.ci/kube build-node; apt-get install containerd containernetworking-plugins)", b)
+		}
+	}
+	ctx := context.Background()
+	dir := filepath.Join(p.Dir, "node")
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+	}
+	for _, d := range []string{"cni", "root", "kubelet", "pause"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := "/run/claude-bottle-tier3"
+
+	// The host side, removed last: the bridge with the node's address, and
+	// forwarding between pods (Docker's FORWARD policy is DROP).
+	run("ip", "link", "add", nodeBridge, "type", "bridge")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", nodeBridge).Run() })
+	run("ip", "addr", "add", nodeIP+"/32", "dev", nodeBridge)
+	run("ip", "link", "set", nodeBridge, "up")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", podBridge).Run() })
+	run("iptables", "-I", "FORWARD", "1", "-i", podBridge, "-o", podBridge, "-j", "ACCEPT")
+	t.Cleanup(func() {
+		exec.Command("iptables", "-D", "FORWARD", "-i", podBridge, "-o", podBridge, "-j", "ACCEPT").Run()
+	})
+	t.Cleanup(func() { unmountUnder(dir, state); os.RemoveAll(state) })
+
+	write(t, filepath.Join(dir, "cni", "10-bridge.conflist"), []byte(fmt.Sprintf(`{"cniVersion": "0.4.0", "name": "tier3", "plugins": [
+ {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false,
+  "ipam": {"type": "host-local", "dataDir": %q, "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}}]}`, podBridge, filepath.Join(dir, "ipam"), podSubnet)))
+	// restrict_oom_score_adj: root here lacks CAP_SYS_RESOURCE, and runc
+	// cannot give the pause container its -998 without it.
+	write(t, filepath.Join(dir, "containerd.toml"), []byte(fmt.Sprintf(`version = 2
+root = %q
+state = %q
+[grpc]
+  address = %q
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.10"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = %q
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+`, filepath.Join(dir, "root"), state, state+"/containerd.sock", filepath.Join(dir, "cni"))))
+	sock := state + "/containerd.sock"
+	// Shims outlive containerd: end them before it stops (cleanups run
+	// last-registered first).
+	start(t, dir, "containerd", "/usr/bin/containerd", "--config", filepath.Join(dir, "containerd.toml"))
+	t.Cleanup(func() { exec.Command("pkill", "-9", "-f", "containerd-shim-runc-v2 .*-address "+sock).Run() })
+	waitFor(t, 30*time.Second, "containerd", func() (bool, error) {
+		_, err := os.Stat(sock)
+		return err == nil, nil
+	})
+
+	// The pause image (nothing can be pulled here) and the bottle's.
+	pause := filepath.Join(dir, "pause")
+	write(t, filepath.Join(pause, "go.mod"), []byte("module pause\n\ngo 1.26\n"))
+	write(t, filepath.Join(pause, "main.go"), []byte("package main\n\nimport (\n\t\"os\"\n\t\"os/signal\"\n\t\"syscall\"\n)\n\nfunc main() {\n\tc := make(chan os.Signal, 1)\n\tsignal.Notify(c, syscall.SIGTERM, syscall.SIGINT)\n\t<-c\n}\n"))
+	write(t, filepath.Join(pause, "Dockerfile"), []byte("FROM scratch\nCOPY pause /pause\nENTRYPOINT [\"/pause\"]\n"))
+	build := exec.Command("go", "build", "-o", "pause", ".")
+	build.Dir, build.Env = pause, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build pause: %v\n%s", err, out)
+	}
+	run("docker", "build", "-q", "-t", "registry.k8s.io/pause:3.10", pause)
+	for _, img := range append([]string{"registry.k8s.io/pause:3.10"}, images...) {
+		sh := fmt.Sprintf("docker save %s | ctr -a %s -n k8s.io images import -", img, sock)
+		run("sh", "-c", sh)
+	}
+
+	write(t, filepath.Join(dir, "kubelet.yaml"), []byte(fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+failSwapOn: false
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+authentication: {anonymous: {enabled: true}, webhook: {enabled: false}}
+authorization: {mode: AlwaysAllow}
+address: %s
+readOnlyPort: 0
+healthzPort: 0
+resolvConf: /etc/resolv.conf
+containerRuntimeEndpoint: unix://%s
+imageServiceEndpoint: unix://%s
+evictionHard: {}
+localStorageCapacityIsolation: false
+`, nodeIP, sock, sock)))
+	// The kubelet's own chains (KUBE-FIREWALL and canaries), once it and
+	// kube-proxy have stopped.
+	t.Cleanup(func() { exec.Command("sh", "-c", dropKubeChains).Run() })
+	start(t, dir, "kubelet", filepath.Join(bins, "kubelet"), "--config", filepath.Join(dir, "kubelet.yaml"),
+		"--kubeconfig", p.Kubeconfig, "--root-dir", filepath.Join(dir, "kubelet"), "--hostname-override", NodeName, "--node-ip", nodeIP)
+	// kube-proxy leaves its iptables chains behind; --cleanup removes them
+	// once it has stopped.
+	t.Cleanup(func() { exec.Command(filepath.Join(bins, "kube-proxy"), "--cleanup").Run() })
+	start(t, dir, "kube-proxy", filepath.Join(bins, "kube-proxy"), "--kubeconfig", p.Kubeconfig, "--hostname-override", NodeName,
+		"--proxy-mode", "iptables", "--cluster-cidr", podSubnet,
+		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--healthz-bind-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+
+	// The kwok node takes no pods while the real one is here; the real
+	// one loses the not-ready taint no lifecycle controller removes.
+	waitFor(t, 90*time.Second, "the real node to be Ready", func() (bool, error) {
+		n, err := p.Client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				n.Spec.Taints = nil
+				_, err := p.Client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+				return err == nil, nil
+			}
+		}
+		return false, nil
+	})
+	kwok, err := p.Client.CoreV1().Nodes().Get(ctx, "kwok-node-0", metav1.GetOptions{})
+	if err == nil {
+		kwok.Spec.Taints = append(kwok.Spec.Taints, corev1.Taint{Key: "claude-bottle.dev/tier3", Value: "off", Effect: corev1.TaintEffectNoSchedule})
+		if _, err := p.Client.CoreV1().Nodes().Update(ctx, kwok, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// dropKubeChains removes every KUBE-* iptables chain and the jumps to
+// KUBE-FIREWALL (the kubelet's and kube-proxy's; nothing else here makes
+// chains of that name).
+const dropKubeChains = `for ipt in iptables ip6tables; do
+	for ch in INPUT OUTPUT; do while $ipt -D $ch -j KUBE-FIREWALL 2>/dev/null; do :; done; done
+	for tb in filter nat mangle; do
+		for c in $($ipt -t $tb -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do $ipt -t $tb -F $c; done
+		for c in $($ipt -t $tb -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do $ipt -t $tb -X $c; done
+	done
+done`
+
+// unmountUnder lazily unmounts every mount below the given directories,
+// deepest first (containerd's rootfs and shm mounts outlive it).
+func unmountUnder(dirs ...string) {
+	f, err := os.Open("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var mounts []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		for _, d := range dirs {
+			if strings.HasPrefix(fields[1], d+"/") {
+				mounts = append(mounts, fields[1])
+			}
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
+	for _, m := range mounts {
+		exec.Command("umount", "-l", m).Run()
+	}
+}
