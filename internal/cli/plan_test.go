@@ -108,6 +108,9 @@ func TestPlanKubernetesObjects(t *testing.T) {
 	if _, text, _ = runCLI(t, "plan", "--backend", "docker"); !strings.Contains(text, "containers:") {
 		t.Errorf("--backend docker did not win over the manifest:\n%s", text)
 	}
+	if code, _, errOut = runCLI(t, "plan", "--backend", "kubernetes", "--cwd"); code == 0 || !strings.Contains(errOut, "--cwd is not supported on a cluster") {
+		t.Errorf("plan --cwd on a cluster: exit %d: %s", code, errOut)
+	}
 	if code, _, errOut = runCLI(t, "plan", "--backend", "nomad"); code == 0 || !strings.Contains(errOut, "docker or kubernetes") {
 		t.Errorf("--backend nomad: exit %d: %s", code, errOut)
 	}

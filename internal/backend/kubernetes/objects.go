@@ -184,6 +184,9 @@ func (o *Objects) List() []runtime.Object {
 // options give the same objects.
 func Build(p *plan.Plan, o ObjectOptions) (*Objects, error) {
 	ns := p.Instance
+	if p.Spec.DerivedImage != "" {
+		return nil, fmt.Errorf("kubernetes: --cwd is not supported on a cluster yet (its derived image is built on the Docker engine, where the cluster cannot pull it): run without --cwd, or on docker")
+	}
 	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
 		return nil, fmt.Errorf("kubernetes: the instance name %q cannot name a namespace (%s); pin one of lowercase letters, digits and '-' with CLAUDE_BOTTLE_CONTAINER", ns, strings.Join(errs, "; "))
 	}
