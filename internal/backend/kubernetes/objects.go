@@ -153,31 +153,22 @@ type Objects struct {
 // Pods, and the agent last.
 func (o *Objects) List() []runtime.Object {
 	out := []runtime.Object{o.Namespace}
-	for _, x := range o.ServiceAccounts {
-		out = append(out, x)
-	}
-	for _, x := range o.Roles {
-		out = append(out, x)
-	}
-	for _, x := range o.RoleBindings {
-		out = append(out, x)
-	}
-	for _, x := range o.NetworkPolicies {
-		out = append(out, x)
-	}
-	for _, x := range o.ConfigMaps {
-		out = append(out, x)
-	}
-	for _, x := range o.Secrets {
-		out = append(out, x)
-	}
-	for _, x := range o.Services {
-		out = append(out, x)
-	}
-	for _, x := range o.Pods {
-		out = append(out, x)
-	}
+	out = appendObjects(out, o.ServiceAccounts)
+	out = appendObjects(out, o.Roles)
+	out = appendObjects(out, o.RoleBindings)
+	out = appendObjects(out, o.NetworkPolicies)
+	out = appendObjects(out, o.ConfigMaps)
+	out = appendObjects(out, o.Secrets)
+	out = appendObjects(out, o.Services)
+	out = appendObjects(out, o.Pods)
 	return append(out, o.Sandbox)
+}
+
+func appendObjects[T runtime.Object](out []runtime.Object, xs []T) []runtime.Object {
+	for _, x := range xs {
+		out = append(out, x)
+	}
+	return out
 }
 
 // Build renders the objects of a plan. It is pure: the same plan and

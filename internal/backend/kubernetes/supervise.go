@@ -58,18 +58,7 @@ var _ supervise.Remote = (*SuperviseRemote)(nil)
 func NewSuperviseRemote(ctx context.Context, log *slog.Logger, cs k8s.Interface, namespace string) *SuperviseRemote {
 	r := &SuperviseRemote{cs: cs, ns: namespace, log: log, decisions: map[string][]byte{}}
 	r.refresh(ctx)
-	go func() {
-		t := time.NewTicker(SyncInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				r.refresh(ctx)
-			}
-		}
-	}()
+	go every(ctx, SyncInterval, func() { r.refresh(ctx) })
 	return r
 }
 
@@ -138,16 +127,25 @@ func (r *SuperviseRemote) Decision(id string) *supervise.Decision {
 
 // syncSupervise runs the host's side for one instance until ctx ends.
 func (b *Backend) syncSupervise(ctx context.Context, instance string) {
-	t := time.NewTicker(SyncInterval)
-	defer t.Stop()
-	for {
+	sync := func() {
 		if err := b.syncSuperviseOnce(ctx, instance); err != nil && ctx.Err() == nil {
 			b.Log.Warn("supervise: sync with the cluster", "instance", instance, "err", err)
 		}
+	}
+	sync()
+	every(ctx, SyncInterval, sync)
+}
+
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			fn()
 		}
 	}
 }
