@@ -102,6 +102,10 @@ func New(w io.Writer, instance, sidecar string) *Log {
 	return &Log{w: w, instance: instance, sidecar: sidecar, now: time.Now}
 }
 
+// StdoutEnv, set to 1 in a sidecar's environment, makes Open's log also
+// write every line to stdout (the Kubernetes backend's sidecar pods).
+const StdoutEnv = "CLAUDE_BOTTLE_AUDIT_STDOUT"
+
 // Open appends to DIR/SIDECAR.jsonl, creating it 0600, bounded at
 // DefaultMaxBytes (SetLimit changes it). Close the returned Closer (the
 // Log itself) when done: it records the final count of dropped events.
@@ -114,6 +118,11 @@ func Open(dir, instance, sidecar string) (*Log, io.Closer, error) {
 		return nil, nil, err
 	}
 	l := New(f, instance, sidecar)
+	if os.Getenv(StdoutEnv) == "1" {
+		// On a cluster the host reads a pod's log through the API: every
+		// line goes to stdout too (within the same bound).
+		l.w = io.MultiWriter(f, os.Stdout)
+	}
 	l.file = f
 	l.max = DefaultMaxBytes
 	if info, err := f.Stat(); err == nil {

@@ -74,7 +74,8 @@ type Backend struct {
 	dyn dynamic.Interface
 
 	mu sync.Mutex
-	// syncs stop each running instance's supervise sync and wait for it.
+	// syncs stop each running instance's background jobs (logs, the
+	// supervise sync) and wait for them.
 	syncs map[string]func()
 	// resize feeds each attach session its terminal's size.
 	resize map[string]sizes
@@ -263,7 +264,6 @@ func (b *Backend) Up(ctx context.Context, p *plan.Plan, opts backend.UpOptions) 
 			}
 		}
 		os.RemoveAll(dir)
-		os.RemoveAll(stage.LogDir(b.State, p.Instance))
 	}()
 	b.progress("stage files of %s", p.Instance)
 	o, missing, err := b.render(ctx, p, opts.ManifestPath)
@@ -303,18 +303,33 @@ func (b *Backend) Up(ctx context.Context, p *plan.Plan, opts backend.UpOptions) 
 	if err := b.waitSandboxReady(ctx, p.Instance); err != nil {
 		return nil, err
 	}
-	if p.Spec.Supervise {
-		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan struct{})
-		go func() { defer close(done); b.syncSupervise(sctx, p.Instance) }()
-		b.mu.Lock()
-		if b.syncs == nil {
-			b.syncs = map[string]func(){}
-		}
-		b.syncs[p.Instance] = func() { cancel(); <-done }
-		b.mu.Unlock()
+	// While the bottle runs: each sidecar's decision log into the host's
+	// log directory, and supervise's requests and decisions.
+	var jobs []func(context.Context)
+	for _, pod := range o.Pods {
+		role := pod.Labels[plan.LabelRole]
+		jobs = append(jobs, func(ctx context.Context) { b.followLogs(ctx, p.Instance, role) })
 	}
+	if p.Spec.Supervise {
+		jobs = append(jobs, func(ctx context.Context) { b.syncSupervise(ctx, p.Instance) })
+	}
+	b.background(ctx, p.Instance, jobs)
 	return &backend.Bottle{Plan: p, Agent: p.Instance + "/" + SandboxName, Missing: missing}, nil
+}
+
+// background runs jobs until Down stops them (and waits for them).
+func (b *Backend) background(ctx context.Context, instance string, jobs []func(context.Context)) {
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, job := range jobs {
+		wg.Go(func() { job(bctx) })
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.syncs == nil {
+		b.syncs = map[string]func(){}
+	}
+	b.syncs[instance] = func() { cancel(); wg.Wait() }
 }
 
 // render writes the instance's stage directory on the host (credentials
@@ -709,10 +724,8 @@ func (b *Backend) Down(ctx context.Context, instance string) error {
 	if err := b.deleteNamespace(ctx, instance); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(stage.InstanceDir(b.State, instance)); err != nil {
-		return err
-	}
-	return os.RemoveAll(stage.LogDir(b.State, instance))
+	// The decision log (STATE/logs/INSTANCE) is kept, as on Docker.
+	return os.RemoveAll(stage.InstanceDir(b.State, instance))
 }
 
 // DeleteTimeout bounds the wait for a deleted namespace to go: the

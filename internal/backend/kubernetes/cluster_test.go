@@ -80,16 +80,15 @@ func pinned(t *testing.T, which, name string) *plan.Plan {
 }
 
 // gone asserts that nothing of the instance is left: no namespace (not
-// even one terminating), no stage or log directory.
+// even one terminating), no stage directory (the decision log is kept,
+// as on Docker).
 func gone(t *testing.T, b *Backend, instance string) {
 	t.Helper()
 	if _, err := b.cs.CoreV1().Namespaces().Get(context.Background(), instance, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("namespace %s is still there (%v)", instance, err)
 	}
-	for _, d := range []string{stage.InstanceDir(b.State, instance), stage.LogDir(b.State, instance)} {
-		if _, err := os.Stat(d); !os.IsNotExist(err) {
-			t.Errorf("%s is still there (%v)", d, err)
-		}
+	if _, err := os.Stat(stage.InstanceDir(b.State, instance)); !os.IsNotExist(err) {
+		t.Errorf("the stage directory is still there (%v)", err)
 	}
 }
 
@@ -588,8 +587,22 @@ curl -m 20 -sS -x "" http://cred-proxy:8080/nothing-here; exit 7`
 			t.Errorf("the agent's output lacks %q", want)
 		}
 	}
+	// egress's decision log reaches the host's log directory while the
+	// bottle runs, and stays after it.
+	egressLog := filepath.Join(stage.LogDir(b.State, p.Instance), "egress.jsonl")
+	mirrored := func() bool {
+		c, _ := os.ReadFile(egressLog)
+		return strings.Contains(string(c), "not-allowed.example.invalid")
+	}
+	for i := 0; i < 50 && !mirrored(); i++ {
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err := b.Down(ctx, p.Instance); err != nil {
 		t.Fatal(err)
 	}
 	gone(t, b, p.Instance)
+	if !mirrored() {
+		c, _ := os.ReadFile(egressLog)
+		t.Errorf("the host's egress log lacks the refusal:\n%s", c)
+	}
 }

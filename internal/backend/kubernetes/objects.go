@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	sandboxv1 "sigs.k8s.io/agent-sandbox/api/v1beta1"
 
+	"github.com/claude-bottle/claude-bottle/internal/audit"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
@@ -462,6 +463,9 @@ func sidecarPod(p *plan.Plan, c plan.Container, m metav1.ObjectMeta, files []sta
 		k, v, _ := strings.Cut(e, "=")
 		ctr.Env = append(ctr.Env, corev1.EnvVar{Name: k, Value: v})
 	}
+	// Its decision log also on stdout, where the launcher reads it through
+	// the API into the host's log directory (supervise.go's followLogs).
+	ctr.Env = append(ctr.Env, corev1.EnvVar{Name: audit.StdoutEnv, Value: "1"})
 	for _, sp := range ports(c.Role) {
 		ctr.Ports = append(ctr.Ports, corev1.ContainerPort{Name: sp.Name, ContainerPort: sp.TargetPort.IntVal, Protocol: sp.Protocol})
 	}
