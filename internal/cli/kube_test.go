@@ -3,20 +3,25 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/claude-bottle/claude-bottle/internal/backend"
 	kubebackend "github.com/claude-bottle/claude-bottle/internal/backend/kubernetes"
 	"github.com/claude-bottle/claude-bottle/internal/backend/kubernetes/kubetest"
 	"github.com/claude-bottle/claude-bottle/internal/launch"
+	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
+	"github.com/claude-bottle/claude-bottle/internal/supervise"
 )
 
 // The verbs against a tier-2 cluster (API server, scheduler, the
@@ -89,4 +94,83 @@ func TestKubernetesVerbs(t *testing.T) {
 	if !strings.Contains(out, "live-box") || strings.Contains(out, "dead-box") {
 		t.Errorf("ps after cleanup:\n%s", out)
 	}
+}
+
+// A bottle up on the tier-2 cluster (brought up by the backend, as run
+// does: on tier 2 nothing can attach): ps lists it with its sidecars; a
+// request its supervise files (as its service account) reaches
+// `claude-bottle supervise`; `supervise approve` applies it to egress's
+// ConfigMap and the decision reaches the Secret the sidecar reads;
+// `logs` shows the host's decision. Then the bottle goes.
+func TestKubernetesSuperviseApproveFromTheCLI(t *testing.T) {
+	plane := kubetest.Cluster(t)
+	ctx := t.Context()
+	state := t.TempDir()
+	t.Setenv("CLAUDE_BOTTLE_STATE_DIR", state)
+	t.Setenv("KUBECONFIG", plane.Kubeconfig)
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/claude-bottle-test.sock")
+	t.Chdir(t.TempDir())
+	env := map[string]string{"ANTHROPIC_API_KEY": "sk-ant-api03-kube-cli-test"}
+	be, err := kubebackend.New(ctx, kubebackend.Options{State: state, Getenv: func(k string) string { return env[k] }, ReadyTimeout: 90 * time.Second}, plane.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := plan.Host{Env: map[string]string{"CLAUDE_BOTTLE_CONTAINER": "cli-box"}, Owner: launch.Owner(), UID: 1000, GID: 1000, Runsc: true,
+		RunscEvidence: "test", AgentDockerfile: "FROM debian:bookworm-slim\n", RouteCredential: map[string]int{}}
+	p, err := plan.Build(manifest.Default(), plan.Options{Agent: "claude"}, plan.Observed{}, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Backend = kubebackend.Name
+	if _, err := be.Up(ctx, p, backend.UpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = be.Down(context.Background(), p.Instance) })
+
+	_, out, errOut := runCLI(t, "ps", "--backend", "kubernetes")
+	if !strings.Contains(out, "cli-box") || !strings.Contains(out, "cred-proxy,egress,supervise") || !strings.Contains(out, "running") {
+		t.Fatalf("ps:\n%s%s", out, errOut)
+	}
+
+	remote := kubebackend.NewSuperviseRemote(ctx, slog.New(slog.DiscardHandler), plane.As(p.Instance, plan.RoleSupervise), p.Instance)
+	q := &supervise.Queue{RequestsDir: t.TempDir(), Remote: remote}
+	req, err := q.File(supervise.Request{Kind: supervise.KindEgress, Reason: "the Go docs", Egress: &supervise.EgressAsk{Host: "pkg.go.dev", Port: 443}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the request to reach the host", func() bool {
+		_, out, _ := runCLI(t, "supervise")
+		return strings.Contains(out, req.ID)
+	})
+	if code, out, errOut := runCLI(t, "supervise", "approve", req.ID); code != 0 {
+		t.Fatalf("supervise approve: exit %d\n%s%s", code, out, errOut)
+	}
+	cm, err := plane.Client.CoreV1().ConfigMaps(p.Instance).Get(ctx, "egress-config", metav1.GetOptions{})
+	if err != nil || !strings.Contains(cm.Data["policy.json"], "pkg.go.dev") {
+		t.Errorf("egress-config after approve: %v", err)
+	}
+	waitUntil(t, "the sidecar to see the decision", func() bool {
+		st, err := q.Get(req.ID)
+		return err == nil && st.Decision != nil && st.Decision.Verdict == "approved"
+	})
+	if _, out, errOut := runCLI(t, "logs", p.Instance); !strings.Contains(out, req.ID) {
+		t.Errorf("logs does not show the decision:\n%s%s", out, errOut)
+	}
+	if err := be.Down(ctx, p.Instance); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, _ := runCLI(t, "ps", "--backend", "kubernetes"); strings.Contains(out, "cli-box") {
+		t.Errorf("ps after Down:\n%s", out)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
 }

@@ -119,11 +119,12 @@ policy, and a supervise server through which the agent asks a person for changes
 			// Not persistent: `logs -f` follows, as tail's does.
 			c.Flags().StringVarP(&g.manifest, "manifest", "f", "", "manifest file (default ./claude-bottle.yaml, else the built-in default)")
 		}
+		// Persistent: supervise's approve and deny reach a cluster too.
 		switch c.Name() {
 		case "run", "plan", "ps", "cleanup", "supervise":
-			c.Flags().StringVar(&g.backend, "backend", "", "what runs bottles: docker or kubernetes (default the manifest's backend, else docker)")
-			c.Flags().StringVar(&g.kubeconfig, "kubeconfig", "", "kubernetes: the kubeconfig file (default $KUBECONFIG, else ~/.kube/config)")
-			c.Flags().StringVar(&g.kubeContext, "context", "", "kubernetes: the kubeconfig context (default its current context)")
+			c.PersistentFlags().StringVar(&g.backend, "backend", "", "what runs bottles: docker or kubernetes (default the manifest's backend, else docker)")
+			c.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "kubernetes: the kubeconfig file (default $KUBECONFIG, else ~/.kube/config)")
+			c.PersistentFlags().StringVar(&g.kubeContext, "context", "", "kubernetes: the kubeconfig context (default its current context)")
 		}
 		root.AddCommand(c)
 	}
