@@ -112,18 +112,9 @@ func Run(ctx context.Context, log *slog.Logger, opts Options) error {
 // startDNS serves the stub on UDP and TCP at addr (port 0: the same
 // ephemeral port for both) and returns once both are serving.
 func startDNS(ctx context.Context, log *slog.Logger, addr string, h dns.Handler, errc chan<- error) (udp, tcp *dns.Server, err error) {
-	pc, err := net.ListenPacket("udp", addr)
+	pc, l, err := listenDNS(addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen dns udp: %w", err)
-	}
-	tcpAt := addr
-	if host, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
-		tcpAt = net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port))
-	}
-	l, err := net.Listen("tcp", tcpAt)
-	if err != nil {
-		pc.Close()
-		return nil, nil, fmt.Errorf("listen dns tcp: %w", err)
+		return nil, nil, err
 	}
 	udp = &dns.Server{PacketConn: pc, Handler: h}
 	tcp = &dns.Server{Listener: l, Handler: h}
@@ -147,6 +138,31 @@ func startDNS(ctx context.Context, log *slog.Logger, addr string, h dns.Handler,
 	}
 	log.Debug("dns stub serving", "udp", pc.LocalAddr().String(), "tcp", l.Addr().String())
 	return udp, tcp, nil
+}
+
+// listenDNS listens on UDP and TCP at addr. With port 0 both get the same
+// ephemeral port: the UDP one, tried again (a few times) when another
+// program holds that port on TCP.
+func listenDNS(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	for try := 0; ; try++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen dns udp: %w", err)
+		}
+		tcpAt := addr
+		if port == "0" {
+			tcpAt = net.JoinHostPort(host, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port))
+		}
+		l, err := net.Listen("tcp", tcpAt)
+		if err == nil {
+			return pc, l, nil
+		}
+		pc.Close()
+		if port != "0" || try == 4 {
+			return nil, nil, fmt.Errorf("listen dns tcp: %w", err)
+		}
+	}
 }
 
 // loadConfig reads and compiles the policy and secrets. key identifies the

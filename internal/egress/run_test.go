@@ -77,6 +77,7 @@ func startRun(t *testing.T, pol *Policy, secrets *Secrets, logger ...*slog.Logge
 	select {
 	case <-ready:
 	case err := <-done:
+		done <- err // for the cleanup, which waits for Run's end
 		t.Fatalf("Run ended: %v", err)
 	}
 	return r
