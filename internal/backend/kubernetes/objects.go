@@ -287,6 +287,13 @@ func Build(p *plan.Plan, o ObjectOptions) (*Objects, error) {
 		if err != nil {
 			return nil, err
 		}
+		if p.Docker.Runtime == "runsc" {
+			// Every sidecar handles bytes the agent controls: under gVisor
+			// too, egress included (on Docker it stays on runc only for
+			// the engine's embedded DNS, which a cluster does not use).
+			rc := cmp.Or(o.RuntimeClass, DefaultRuntimeClass)
+			pod.Spec.RuntimeClassName = &rc
+		}
 		if c.Role == plan.RoleEgress {
 			// Non-root with no capabilities cannot bind 53: the stub
 			// listens on EgressDNSPort and the Service maps 53 to it.

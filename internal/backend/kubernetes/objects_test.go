@@ -101,6 +101,11 @@ func TestObjectsInvariants(t *testing.T) {
 			if sc := pod.Spec.SecurityContext; sc == nil || sc.FSGroup == nil || *sc.FSGroup != *pod.Spec.Containers[0].SecurityContext.RunAsGroup {
 				t.Errorf("%s: %s's mounted files are not its group's", name, role)
 			}
+			// Under gVisor when the bottle is: every sidecar reads what
+			// the agent sends.
+			if rc := pod.Spec.RuntimeClassName; p.Docker.Runtime == "runsc" && (rc == nil || *rc != DefaultRuntimeClass) {
+				t.Errorf("%s: %s does not run under gVisor", name, role)
+			}
 			// Only supervise talks to the API (its queue).
 			if mounts := pod.Spec.AutomountServiceAccountToken == nil || *pod.Spec.AutomountServiceAccountToken; mounts != (role == plan.RoleSupervise) {
 				t.Errorf("%s: %s mounts a service-account token: %v", name, role, mounts)
