@@ -31,14 +31,8 @@ import (
 // namespaces; cleanup removes an orphan and nothing else, not even the
 // stage directory of a bottle another backend runs.
 func TestKubernetesVerbs(t *testing.T) {
-	plane := kubetest.Cluster(t)
+	plane, state := kubeCLI(t)
 	ctx := context.Background()
-	state := t.TempDir()
-	t.Setenv("CLAUDE_BOTTLE_STATE_DIR", state)
-	t.Setenv("KUBECONFIG", plane.Kubeconfig)
-	t.Setenv("DOCKER_HOST", "unix:///nonexistent/claude-bottle-test.sock")
-	t.Setenv("ANTHROPIC_API_KEY", "sk-ant-api03-kube-cli-test")
-	t.Chdir(t.TempDir())
 
 	code, out, errOut := runCLI(t, "run", "--backend", "kubernetes", "--", "true")
 	if code == 0 || !strings.Contains(errOut, "attach to the agent in claude-bottle-claude") {
@@ -103,13 +97,8 @@ func TestKubernetesVerbs(t *testing.T) {
 // ConfigMap and the decision reaches the Secret the sidecar reads;
 // `logs` shows the host's decision. Then the bottle goes.
 func TestKubernetesSuperviseApproveFromTheCLI(t *testing.T) {
-	plane := kubetest.Cluster(t)
+	plane, state := kubeCLI(t)
 	ctx := t.Context()
-	state := t.TempDir()
-	t.Setenv("CLAUDE_BOTTLE_STATE_DIR", state)
-	t.Setenv("KUBECONFIG", plane.Kubeconfig)
-	t.Setenv("DOCKER_HOST", "unix:///nonexistent/claude-bottle-test.sock")
-	t.Chdir(t.TempDir())
 	env := map[string]string{"ANTHROPIC_API_KEY": "sk-ant-api03-kube-cli-test"}
 	be, err := kubebackend.New(ctx, kubebackend.Options{State: state, Getenv: func(k string) string { return env[k] }, ReadyTimeout: 90 * time.Second}, plane.Config)
 	if err != nil {
@@ -162,6 +151,19 @@ func TestKubernetesSuperviseApproveFromTheCLI(t *testing.T) {
 	if _, out, _ := runCLI(t, "ps", "--backend", "kubernetes"); strings.Contains(out, "cli-box") {
 		t.Errorf("ps after Down:\n%s", out)
 	}
+}
+
+// kubeCLI starts a tier-2 cluster and points the CLI at it (and at no
+// Docker engine), in a fresh state and working directory.
+func kubeCLI(t *testing.T) (*kubetest.Plane, string) {
+	plane := kubetest.Cluster(t)
+	state := t.TempDir()
+	t.Setenv("CLAUDE_BOTTLE_STATE_DIR", state)
+	t.Setenv("KUBECONFIG", plane.Kubeconfig)
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/claude-bottle-test.sock")
+	t.Setenv("ANTHROPIC_API_KEY", "sk-ant-api03-kube-cli-test")
+	t.Chdir(t.TempDir())
+	return plane, state
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

@@ -11,19 +11,27 @@ import (
 // changed with what load returned (err != nil: the new files are invalid,
 // and the caller keeps its previous config). It returns when ctx is done.
 func Poll[T any](ctx context.Context, every time.Duration, last [32]byte, load func() (T, [32]byte, error), changed func(T, error)) {
-	t := time.NewTicker(every)
+	Every(ctx, every, func() {
+		v, fp, err := load()
+		if fp == last {
+			return
+		}
+		last = fp
+		changed(v, err)
+	})
+}
+
+// Every calls fn every interval until ctx is done (the first call after
+// one interval).
+func Every(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			fn()
 		}
-		v, fp, err := load()
-		if fp == last {
-			continue
-		}
-		last = fp
-		changed(v, err)
 	}
 }

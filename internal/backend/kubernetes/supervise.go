@@ -58,7 +58,7 @@ var _ supervise.Remote = (*SuperviseRemote)(nil)
 func NewSuperviseRemote(ctx context.Context, log *slog.Logger, cs k8s.Interface, namespace string) *SuperviseRemote {
 	r := &SuperviseRemote{cs: cs, ns: namespace, log: log, decisions: map[string][]byte{}}
 	r.refresh(ctx)
-	go every(ctx, SyncInterval, func() { r.refresh(ctx) })
+	go stage.Every(ctx, SyncInterval, func() { r.refresh(ctx) })
 	return r
 }
 
@@ -133,21 +133,7 @@ func (b *Backend) syncSupervise(ctx context.Context, instance string) {
 		}
 	}
 	sync()
-	every(ctx, SyncInterval, sync)
-}
-
-// every calls fn every d until ctx ends.
-func every(ctx context.Context, d time.Duration, fn func()) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			fn()
-		}
-	}
+	stage.Every(ctx, SyncInterval, sync)
 }
 
 // syncSuperviseOnce copies new requests from the cluster into the stage
