@@ -50,6 +50,19 @@ func (g *globals) backendName() (string, error) {
 	return "", fmt.Errorf("--backend %q: must be docker or kubernetes", name)
 }
 
+// manifestBackend, for the verbs that do not otherwise read the manifest
+// (ps, cleanup), takes the backend from ./claude-bottle.yaml (or -f) when
+// --backend is not given. A manifest that does not load says nothing: it
+// must not stop `ps` (run and validate report it).
+func (g *globals) manifestBackend() {
+	if g.backend != "" || g.fromManifest != "" {
+		return
+	}
+	if m, err := loadManifest(g); err == nil {
+		g.fromManifest = m.Backend
+	}
+}
+
 // openBackend connects to the backend that runs bottles.
 func openBackend(ctx context.Context, g *globals, progress io.Writer) (backend.Backend, error) {
 	name, err := g.backendName()

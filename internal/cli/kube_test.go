@@ -88,6 +88,13 @@ func TestKubernetesVerbs(t *testing.T) {
 	if !strings.Contains(out, "live-box") || strings.Contains(out, "dead-box") {
 		t.Errorf("ps after cleanup:\n%s", out)
 	}
+	// With `backend: kubernetes` in the manifest, ps needs no flag.
+	if err := os.WriteFile("claude-bottle.yaml", []byte("backend: kubernetes\nagents:\n  a: {bottle: b}\nbottles:\n  b: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, errOut = runCLI(t, "ps"); !strings.Contains(out, "live-box") {
+		t.Errorf("ps with backend: kubernetes in the manifest:\n%s%s", out, errOut)
+	}
 }
 
 // A bottle up on the tier-2 cluster (brought up by the backend, as run

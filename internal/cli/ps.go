@@ -23,6 +23,7 @@ func newPsCmd(g *globals) *cobra.Command {
 		Short: "List bottles: agent, instance, sidecars, age, runtime",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g.manifestBackend()
 			be, err := openBackend(cmd.Context(), g, nil)
 			if err != nil {
 				return err
@@ -100,6 +101,7 @@ state directory). Running bottles are not touched.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			g.manifestBackend()
 			be, err := openBackend(ctx, g, nil)
 			if err != nil {
 				return err

@@ -154,6 +154,11 @@ func (b *Backend) Facts(ctx context.Context, req backend.FactsRequest) (plan.Hos
 		host.RunscEvidence = fmt.Sprintf("the agent asks for RuntimeClass %q (no cluster was asked whether it has one)", rc)
 		return host, nil
 	}
+	// Without the agent-sandbox CRDs the start would fail only at its last
+	// object, after minutes: say so now.
+	if err := b.sandboxServed(); err != nil {
+		return host, err
+	}
 	_, err := b.cs.NodeV1().RuntimeClasses().Get(ctx, rc, metav1.GetOptions{})
 	switch {
 	case err == nil:
@@ -165,6 +170,23 @@ func (b *Backend) Facts(ctx context.Context, req backend.FactsRequest) (plan.Hos
 		return host, fmt.Errorf("kubernetes: read RuntimeClass %s: %w", rc, err)
 	}
 	return host, nil
+}
+
+// sandboxServed checks that the cluster serves the agent-sandbox Sandbox.
+func (b *Backend) sandboxServed() error {
+	gv := SandboxResource.GroupVersion().String()
+	list, err := b.cs.Discovery().ServerResourcesForGroupVersion(gv)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("kubernetes: ask the API server for %s: %w", gv, err)
+	}
+	if err == nil {
+		for _, r := range list.APIResources {
+			if r.Name == SandboxResource.Resource {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("kubernetes: the cluster does not serve %s Sandbox: install the agent-sandbox controller and its CRDs (v1.0.1; docs/kubernetes.md, \"Pointing it at your own cluster\")", gv)
 }
 
 // Observe implements backend.Backend: our namespaces are the names taken.

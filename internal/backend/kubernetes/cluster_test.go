@@ -25,6 +25,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	sandboxv1 "sigs.k8s.io/agent-sandbox/api/v1beta1"
@@ -604,5 +606,34 @@ curl -m 20 -sS -x "" http://cred-proxy:8080/nothing-here; exit 7`
 	if !mirrored() {
 		c, _ := os.ReadFile(egressLog)
 		t.Errorf("the host's egress log lacks the refusal:\n%s", c)
+	}
+}
+
+// Tier 1: a cluster without the agent-sandbox CRDs is named as such before
+// anything is created (Facts), not minutes later at the Sandbox.
+func TestTier1NoSandboxCRD(t *testing.T) {
+	plane := kubetest.APIServer(t)
+	b := newTestBackend(t, plane.Config, time.Second)
+	if _, err := b.Facts(t.Context(), backend.FactsRequest{Agent: "claude"}); err != nil {
+		t.Fatalf("with the CRDs: %v", err)
+	}
+	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	dyn, err := dynamic.NewForConfig(plane.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dyn.Resource(crds).Delete(t.Context(), "sandboxes.agents.x-k8s.io", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var ferr error
+	for i := 0; i < 100; i++ {
+		// Discovery follows the deletion within moments.
+		if _, ferr = newTestBackend(t, plane.Config, time.Second).Facts(t.Context(), backend.FactsRequest{Agent: "claude"}); ferr != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ferr == nil || !strings.Contains(ferr.Error(), "install the agent-sandbox controller") {
+		t.Errorf("without the CRD: %v", ferr)
 	}
 }
