@@ -1,3 +1,5 @@
+//go:build tier3
+
 package kubetest
 
 import (
@@ -23,7 +25,8 @@ import (
 // Pods run under runc: see docs/kubernetes.md for why not gVisor here, and
 // for what this tier does not have (a NetworkPolicy-enforcing network).
 // It changes the host (bridges, iptables rules, mounts; all removed after),
-// so it runs alone, when CLAUDE_BOTTLE_TIER3=1: .ci/run has a step for it.
+// so it is built only with -tags tier3 and runs alone: .ci/run has a step
+// for it, after the suites.
 
 // NodeName is the real node's name.
 const NodeName = "tier3-node"
@@ -41,9 +44,6 @@ const (
 // Ready and is the only schedulable one.
 func Node(t testing.TB, p *Plane, images ...string) {
 	t.Helper()
-	if os.Getenv("CLAUDE_BOTTLE_TIER3") != "1" {
-		t.Skip("tier 3 (a real kubelet) changes the host network, so it runs alone: CLAUDE_BOTTLE_TIER3=1 (.ci/run has a step for it; docs/kubernetes.md)")
-	}
 	bins := binDir(t)
 	for _, b := range []string{filepath.Join(bins, "kubelet"), filepath.Join(bins, "kube-proxy"), "/usr/bin/containerd", "/usr/bin/ctr", "/usr/lib/cni/bridge"} {
 		if _, err := os.Stat(b); err != nil {
