@@ -2,16 +2,14 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/claude-bottle/claude-bottle/internal/backend"
 	dockerbackend "github.com/claude-bottle/claude-bottle/internal/backend/docker"
 	kubebackend "github.com/claude-bottle/claude-bottle/internal/backend/kubernetes"
+	"github.com/claude-bottle/claude-bottle/internal/launch"
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 	"github.com/claude-bottle/claude-bottle/internal/supervise"
@@ -128,14 +126,10 @@ func (f applyFunc) Apply(ctx context.Context, instance string, req supervise.Req
 // plannedBackend reads the backend an instance was launched on from its
 // kept plan ("" when there is none).
 func plannedBackend(state, instance string) string {
-	b, err := os.ReadFile(filepath.Join(stage.InstanceDir(state, instance), stage.PlanFile))
+	p, err := launch.KeptPlan(state, instance)
 	if err != nil {
 		return ""
 	}
-	var p struct {
-		Backend string `json:"backend"`
-	}
-	_ = json.Unmarshal(b, &p)
 	return p.Backend
 }
 

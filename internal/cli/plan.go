@@ -76,13 +76,6 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 	be, err := openBackend(ctx, g, nil)
 	if err != nil {
 		fmt.Fprintf(g.stderr, "claude-bottle: no %s (%v); planning as if nothing runs\n", map[string]string{"docker": "engine", "kubernetes": "cluster"}[beName], oneline.First(err.Error()))
-		o, oerr := backendOptions(g, nil)
-		if oerr != nil {
-			return nil, oerr
-		}
-		host = launch.HostFacts(o.State, agent, g.getenv)
-		host.RunscNote = "the engine could not be asked"
-		ops = dockerbackend.Offline(o).Operations
 		if beName == kubebackend.Name {
 			ko, kerr := kubeOptions(g, nil)
 			if kerr != nil {
@@ -95,6 +88,14 @@ func buildPlan(ctx context.Context, g *globals, name string, command []string, c
 				return nil, err
 			}
 			ops = kube.Operations
+		} else {
+			o, oerr := backendOptions(g, nil)
+			if oerr != nil {
+				return nil, oerr
+			}
+			host = launch.HostFacts(o.State, agent, g.getenv)
+			host.RunscNote = "the engine could not be asked"
+			ops = dockerbackend.Offline(o).Operations
 		}
 	} else {
 		kube, _ = be.(*kubebackend.Backend)

@@ -13,9 +13,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
-	"golang.org/x/sys/unix"
 
 	"github.com/claude-bottle/claude-bottle/internal/safetext"
 )

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	kubebackend "github.com/claude-bottle/claude-bottle/internal/backend/kubernetes"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	dockerbackend "github.com/claude-bottle/claude-bottle/internal/backend/docker"
+	kubebackend "github.com/claude-bottle/claude-bottle/internal/backend/kubernetes"
 
 	"github.com/spf13/cobra"
 

@@ -18,6 +18,16 @@ import (
 // root; their stage files are handed to it.
 const SidecarUID = 65532
 
+// KeptPlan reads the plan an instance was launched with, kept in its
+// stage directory (and rewritten by each approval).
+func KeptPlan(state, instance string) (*plan.Plan, error) {
+	var p plan.Plan
+	if err := readJSON(filepath.Join(stage.InstanceDir(state, instance), stage.PlanFile), &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
 // Meta is stage.Meta: what the host needs later about an instance.
 type Meta struct {
 	Agent    string `json:"agent"`

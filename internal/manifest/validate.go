@@ -27,10 +27,10 @@ var (
 	// Route paths are compared byte for byte, so they hold plain segments
 	// only (the same rule cred-proxy applies to routes.json).
 	routePathRE = regexp.MustCompile(`^/([A-Za-z0-9_~-][A-Za-z0-9._~-]*/)+$`)
-	// A Kubernetes object name (DNS subdomain).
 	// registryRE: HOST[:PORT][/PATH...], lowercase, no scheme, no tag.
 	registryRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
-	k8sNameRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
+	// A Kubernetes object name (DNS subdomain).
+	k8sNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
 )
 
 // Backends are the values of the manifest's backend key.

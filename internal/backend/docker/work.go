@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/internal/backend"
 	"github.com/claude-bottle/claude-bottle/internal/docker"
+	"github.com/claude-bottle/claude-bottle/internal/launch"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 	"github.com/claude-bottle/claude-bottle/internal/workback"
@@ -216,17 +216,13 @@ func (l *limited) Write(p []byte) (int, error) {
 // directory. An instance with no plan or no agent container left has no
 // work to bring back: the result is zero.
 func (l *Backend) FinishOrphan(ctx context.Context, instance string) (backend.Work, error) {
-	b, err := os.ReadFile(filepath.Join(stage.InstanceDir(l.State, instance), stage.PlanFile))
-	if err != nil {
-		return backend.Work{Nothing: true}, nil
-	}
-	var p plan.Plan
-	if err := json.Unmarshal(b, &p); err != nil || p.Instance != instance {
+	p, err := launch.KeptPlan(l.State, instance)
+	if err != nil || p.Instance != instance {
 		return backend.Work{Nothing: true}, nil
 	}
 	cs, err := l.eng.ListContainers(ctx, map[string]string{plan.LabelInstance: instance, plan.LabelRole: plan.RoleAgent}, true)
 	if err != nil || len(cs) == 0 {
 		return backend.Work{Nothing: true}, err
 	}
-	return l.finish(ctx, &p, cs[0].ID)
+	return l.finish(ctx, p, cs[0].ID)
 }

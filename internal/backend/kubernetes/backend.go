@@ -2,7 +2,6 @@ package kubernetes
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -850,17 +849,12 @@ func (b *Backend) Apply(ctx context.Context, instance string, req supervise.Requ
 	if req.Kind == supervise.KindDockerfile || b.cs == nil {
 		return nil
 	}
-	dir := stage.InstanceDir(b.State, instance)
-	var p plan.Plan
-	raw, err := os.ReadFile(filepath.Join(dir, stage.PlanFile))
+	p, err := launch.KeptPlan(b.State, instance)
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return err
-	}
 	// Only ConfigMaps and Secrets change (the policies are not rewritten).
-	o, _, err := b.hostObjects(&p, dir, nil)
+	o, _, err := b.hostObjects(p, stage.InstanceDir(b.State, instance), nil)
 	if err != nil {
 		return err
 	}

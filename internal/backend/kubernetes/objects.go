@@ -26,6 +26,7 @@ import (
 	sandboxv1 "sigs.k8s.io/agent-sandbox/api/v1beta1"
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
+	"github.com/claude-bottle/claude-bottle/internal/launch"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
@@ -86,9 +87,9 @@ const GracePeriod = 3
 // every capability dropped is refused port 53).
 const EgressDNSPort = 5353
 
-// SidecarUID is the non-root user the sidecars run as on a cluster (the
-// Docker backend's, when its launcher is root).
-const SidecarUID = 65532
+// SidecarUID is the non-root user the sidecars run as on a cluster: the
+// Docker backend's when its launcher is root.
+const SidecarUID = launch.SidecarUID
 
 // DefaultRuntimeClass is the RuntimeClass a gVisor bottle asks for.
 const DefaultRuntimeClass = "gvisor"
