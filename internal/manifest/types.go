@@ -88,6 +88,20 @@ type Kubernetes struct {
 	// (e.g. registry.example.com/team): each image is REGISTRY/NAME:TAG.
 	// "" means the names as built, for a cluster whose nodes have them.
 	Registry string `yaml:"registry,omitempty" json:"registry,omitempty"`
+	// EgressPeers are the in-cluster workloads egress's NetworkPolicy lets
+	// it reach (the cluster's own ranges are closed to it otherwise). The
+	// egress rule that names such a service still needs allow_private.
+	EgressPeers []EgressPeer `yaml:"egress_peers,omitempty" json:"egress_peers,omitempty"`
+}
+
+// EgressPeer is a set of pods in one namespace of the cluster.
+type EgressPeer struct {
+	// Namespace holds the pods.
+	Namespace string `yaml:"namespace" json:"namespace"`
+	// Pods selects pods by label; none means every pod in Namespace.
+	Pods map[string]string `yaml:"pods,omitempty" json:"pods,omitempty"`
+	// Ports are the TCP ports egress may open to them; none means any.
+	Ports []int `yaml:"ports,omitempty" json:"ports,omitempty" jsonschema:"minimum=1,maximum=65535"`
 }
 
 // Resources limits the agent container.

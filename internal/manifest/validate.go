@@ -31,6 +31,12 @@ var (
 	registryRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
 	// A Kubernetes object name (DNS subdomain).
 	k8sNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
+	// dns1123LabelRE: a namespace's name.
+	dns1123LabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	// labelKeyRE: [PREFIX/]NAME, as Kubernetes takes label keys.
+	labelKeyRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`)
+	// labelValueRE: a label value (empty allowed).
+	labelValueRE = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$`)
 )
 
 // Backends are the values of the manifest's backend key.
@@ -174,6 +180,25 @@ func (m *Manifest) validateBottle(p *problems, name string, b *Bottle) {
 	for i, c := range b.Kubernetes.ClusterCIDRs {
 		if _, err := netip.ParsePrefix(c); err != nil {
 			p.add(fmt.Sprintf("%s.kubernetes.cluster_cidrs[%d]", f, i), "must be a CIDR such as 10.96.0.0/12, got %q", c)
+		}
+	}
+	for i, pe := range b.Kubernetes.EgressPeers {
+		pf := fmt.Sprintf("%s.kubernetes.egress_peers[%d]", f, i)
+		if !dns1123LabelRE.MatchString(pe.Namespace) {
+			p.add(pf+".namespace", "must be a namespace name (lowercase letters, digits and '-', at most 63), got %q", pe.Namespace)
+		}
+		for _, k := range slices.Sorted(maps.Keys(pe.Pods)) {
+			if !labelKeyRE.MatchString(k) {
+				p.add(pf+".pods", "label key %q is not a Kubernetes label key (such as app or example.com/tier)", k)
+			}
+			if !labelValueRE.MatchString(pe.Pods[k]) {
+				p.add(pf+".pods."+k, "must be a Kubernetes label value (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit), got %q", pe.Pods[k])
+			}
+		}
+		for j, port := range pe.Ports {
+			if port < 1 || port > 65535 {
+				p.add(fmt.Sprintf("%s.ports[%d]", pf, j), "must be a port 1-65535, got %d", port)
+			}
 		}
 	}
 	r := b.Resources

@@ -137,7 +137,7 @@ func (b *Backend) Close() error { return nil }
 
 // objectOptions are the manifest's cluster settings, as Build takes them.
 func (b *Backend) objectOptions() ObjectOptions {
-	return ObjectOptions{RuntimeClass: b.Bottle.RuntimeClass, ClusterCIDRs: b.Bottle.ClusterCIDRs, Registry: b.Bottle.Registry}
+	return ObjectOptions{RuntimeClass: b.Bottle.RuntimeClass, ClusterCIDRs: b.Bottle.ClusterCIDRs, EgressPeers: b.Bottle.EgressPeers, Registry: b.Bottle.Registry}
 }
 
 // Facts implements backend.Backend: the host's facts, and gVisor counts as

@@ -27,6 +27,7 @@ import (
 
 	"github.com/claude-bottle/claude-bottle/internal/audit"
 	"github.com/claude-bottle/claude-bottle/internal/launch"
+	"github.com/claude-bottle/claude-bottle/internal/manifest"
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
@@ -62,6 +63,8 @@ type ObjectOptions struct {
 	// ClusterCIDRs are the cluster's pod and service ranges: egress never
 	// reaches them (nor the metadata address).
 	ClusterCIDRs []string
+	// EgressPeers are the in-cluster pods egress may reach besides.
+	EgressPeers []manifest.EgressPeer
 	// Registry, when set, prefixes every image: the cluster pulls
 	// REGISTRY/claude-bottle-sidecar:TAG and the like.
 	Registry string
@@ -701,6 +704,7 @@ func networkPolicies(p *plan.Plan, o ObjectOptions, meta func(name, role string)
 				{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "::/0", Except: v6}}}},
 				clusterDNS(),
 			}
+			in.Spec.Egress = append(in.Spec.Egress, peerRules(o.EgressPeers)...)
 		case plan.RoleCredProxy, plan.RoleGitGate:
 			in.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{
 				{To: []networkingv1.NetworkPolicyPeer{peer(plan.RoleEgress)}, Ports: toPorts(plan.RoleEgress)[:1]},
@@ -739,6 +743,24 @@ func apiServerRules(addrs []string) []networkingv1.NetworkPolicyEgressRule {
 	return out
 }
 
+// peerRules let egress reach the in-cluster pods the manifest names
+// (kubernetes.egress_peers), on their ports or any.
+func peerRules(peers []manifest.EgressPeer) []networkingv1.NetworkPolicyEgressRule {
+	var out []networkingv1.NetworkPolicyEgressRule
+	for _, pe := range peers {
+		r := networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: pe.Namespace}},
+			PodSelector:       &metav1.LabelSelector{MatchLabels: pe.Pods},
+		}}}
+		for _, port := range pe.Ports {
+			tcp, p := corev1.ProtocolTCP, intstr.FromInt32(int32(port))
+			r.Ports = append(r.Ports, networkingv1.NetworkPolicyPort{Protocol: &tcp, Port: &p})
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // clusterDNS lets a sidecar resolve names with the cluster's DNS
 // (kube-system's kube-dns), port 53 only.
 func clusterDNS() networkingv1.NetworkPolicyEgressRule {
@@ -746,7 +768,7 @@ func clusterDNS() networkingv1.NetworkPolicyEgressRule {
 	p53 := intstr.FromInt32(53)
 	return networkingv1.NetworkPolicyEgressRule{
 		To: []networkingv1.NetworkPolicyPeer{{
-			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "kube-system"}},
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: "kube-system"}},
 			PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": "kube-dns"}},
 		}},
 		Ports: []networkingv1.NetworkPolicyPort{{Protocol: &udp, Port: &p53}, {Protocol: &tcp, Port: &p53}},

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -247,6 +248,68 @@ func TestRegistryPrefixesEveryImage(t *testing.T) {
 		}
 		if n < len(p.Spec.Sidecars)+2 {
 			t.Errorf("%s: only %d containers", name, n)
+		}
+	}
+}
+
+// kubernetes.egress_peers opens egress's policy, and only egress's, to the
+// pods it names: in their namespace, by label, on their ports.
+func TestEgressPeers(t *testing.T) {
+	p := testPlans(t)["default"]
+	o := testOptions
+	o.EgressPeers = []manifest.EgressPeer{{Namespace: "myapp", Pods: map[string]string{"app": "api"}, Ports: []int{8080}}, {Namespace: "tools"}}
+	objs, err := Build(p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, np := range objs.NetworkPolicies {
+		for _, r := range np.Spec.Egress {
+			for _, to := range r.To {
+				if to.NamespaceSelector == nil || to.NamespaceSelector.MatchLabels[corev1.LabelMetadataName] == "kube-system" {
+					continue
+				}
+				if np.Name != plan.RoleEgress {
+					t.Errorf("policy %s opens a peer: %+v", np.Name, to)
+				}
+				found++
+				switch ns := to.NamespaceSelector.MatchLabels[corev1.LabelMetadataName]; ns {
+				case "myapp":
+					if to.PodSelector.MatchLabels["app"] != "api" || len(r.Ports) != 1 || r.Ports[0].Port.IntValue() != 8080 || *r.Ports[0].Protocol != corev1.ProtocolTCP {
+						t.Errorf("myapp's rule: %+v ports %+v", to, r.Ports)
+					}
+				case "tools":
+					if len(to.PodSelector.MatchLabels) != 0 || len(r.Ports) != 0 {
+						t.Errorf("tools' rule: %+v ports %+v", to, r.Ports)
+					}
+				default:
+					t.Errorf("unexpected peer namespace %q", ns)
+				}
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("found %d peer rules, want 2", found)
+	}
+	// plan's text names them as what they are.
+	text := fmt.Sprint(Lines(objs))
+	for _, want := range []string{"pods app=api in namespace myapp 8080/tcp", "every pod in namespace tools"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the plan's text lacks %q:\n%s", want, text)
+		}
+	}
+	// Without peers, no policy names another namespace but kube-system's DNS.
+	plain, err := Build(p, testOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, np := range plain.NetworkPolicies {
+		for _, r := range np.Spec.Egress {
+			for _, to := range r.To {
+				if to.NamespaceSelector != nil && to.NamespaceSelector.MatchLabels[corev1.LabelMetadataName] != "kube-system" {
+					t.Errorf("policy %s opens %+v with no peers asked", np.Name, to)
+				}
+			}
 		}
 	}
 }

