@@ -552,10 +552,17 @@ func sandbox(p *plan.Plan, o ObjectOptions, m metav1.ObjectMeta, podLabels map[s
 		return nil, fmt.Errorf("the plan has no agent")
 	}
 	image := c.Image
+	// The agent's own container layer is writable, as on Docker: its /tmp
+	// and home are the image's (/tmp mode 1777). An emptyDir there is mode
+	// 0777 without the sticky bit, whose owner (root) alone could change
+	// it, and Claude Code refuses to keep its sockets under such a
+	// directory ("Cross-session messaging is off", seen on tier 3).
+	agentSC := restricted(1000)
+	agentSC.ReadOnlyRootFilesystem = new(false)
 	ctr := corev1.Container{
 		Name: plan.RoleAgent, Image: image, Command: c.Entrypoint, Args: c.Cmd,
 		Stdin: true, StdinOnce: true, TTY: c.TTY,
-		SecurityContext: restricted(1000),
+		SecurityContext: agentSC,
 		EnvFrom:         []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: AgentEnvSecret}}}},
 		WorkingDir:      "/workspace",
 	}
@@ -578,8 +585,6 @@ func sandbox(p *plan.Plan, o ObjectOptions, m metav1.ObjectMeta, podLabels map[s
 		{Name: "current-config", MountPath: stage.ContainerCurrentConfig, ReadOnly: true},
 		{Name: "claude-state", MountPath: "/home/agent/.claude"},
 		{Name: "workspace", MountPath: "/workspace"},
-		{Name: "home", MountPath: "/home/agent"},
-		{Name: "tmp", MountPath: "/tmp"},
 	}
 	copyState := corev1.Container{
 		Name: "claude-state", Image: image, SecurityContext: restricted(1000),
@@ -614,8 +619,6 @@ func sandbox(p *plan.Plan, o ObjectOptions, m metav1.ObjectMeta, podLabels map[s
 			{Name: "claude-state-files", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: ClaudeStateConfig}}}},
 			{Name: "claude-state", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 			{Name: "workspace", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-			{Name: "home", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-			{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		},
 	}
 	if runtimeClass != "" {

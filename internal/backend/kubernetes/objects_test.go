@@ -118,7 +118,7 @@ func TestObjectsInvariants(t *testing.T) {
 					}
 				}
 			}
-			checkRestricted(t, name+" "+role, pod.Spec.Containers[0].SecurityContext)
+			checkRestricted(t, name+" "+role, pod.Spec.Containers[0].SecurityContext, true)
 		}
 		spec := o.Sandbox.Spec.PodTemplate.Spec
 		if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken || spec.ServiceAccountName != plan.RoleAgent {
@@ -136,7 +136,16 @@ func TestObjectsInvariants(t *testing.T) {
 			}
 		}
 		for _, c := range append(spec.InitContainers, spec.Containers...) {
-			checkRestricted(t, name+" agent "+c.Name, c.SecurityContext)
+			// The agent's own layer is writable, as on Docker (its /tmp
+			// must be the image's sticky one); its init container's is not.
+			checkRestricted(t, name+" agent "+c.Name, c.SecurityContext, c.Name != plan.RoleAgent)
+			if c.Name == plan.RoleAgent {
+				for _, m := range c.VolumeMounts {
+					if m.MountPath == "/tmp" || m.MountPath == "/home/agent" {
+						t.Errorf("%s: the agent mounts a volume at %s (mode 0777 without the sticky bit)", name, m.MountPath)
+					}
+				}
+			}
 			for _, m := range c.VolumeMounts {
 				if m.MountPath == "/etc/claude-bottle/current-config" && !m.ReadOnly {
 					t.Errorf("%s: current-config is writable", name)
@@ -184,11 +193,11 @@ func projected(v corev1.Volume) []corev1.VolumeProjection {
 	return v.Projected.Sources
 }
 
-func checkRestricted(t *testing.T, what string, sc *corev1.SecurityContext) {
+func checkRestricted(t *testing.T, what string, sc *corev1.SecurityContext, readOnly bool) {
 	t.Helper()
 	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
 		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 ||
-		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		sc.ReadOnlyRootFilesystem == nil || *sc.ReadOnlyRootFilesystem != readOnly {
 		t.Errorf("%s: security context %+v", what, sc)
 	}
 }

@@ -430,13 +430,21 @@ func tier3Claude(t *testing.T, plane *kubetest.Plane, modelImage string) {
 	}
 	term := e2etest.StartTerminal(t, e.Dir, env, e.Bin, "run")
 	screen := term.WaitFor("bypass permissions on", 4*time.Minute)
-	for _, q := range []string{"Do you want to use this API key", "trust", "Unable to connect", "Select login method"} {
+	// The questions and warnings a person would meet: none. (An emptyDir
+	// /tmp made Claude warn that cross-session messaging is off.)
+	questions := []string{"Do you want to use this API key", "trust", "Unable to connect", "Select login method", "Cross-session messaging is off", "sticky bit"}
+	for _, q := range questions {
 		if strings.Contains(screen, q) {
 			t.Errorf("the first screen asks or fails (%q):\n%s", q, screen)
 		}
 	}
 	term.Type("say where you run")
-	term.WaitFor("TIER3-DONE", 3*time.Minute)
+	screen = term.WaitFor("TIER3-DONE", 3*time.Minute)
+	for _, q := range questions {
+		if strings.Contains(screen, q) {
+			t.Errorf("the screen asks or warns (%q):\n%s", q, screen)
+		}
+	}
 	term.Type("/exit")
 	if code := term.ExitCode(2 * time.Minute); code != 0 {
 		t.Errorf("run exited %d after /exit, want Claude's 0:\n%s", code, term.Screen())
