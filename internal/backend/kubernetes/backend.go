@@ -618,7 +618,13 @@ func (b *Backend) Attach(ctx context.Context, bt *backend.Bottle, s backend.Stre
 	if s.TTY {
 		sizes := b.sizeQueue(ns)
 		defer b.dropSizeQueue(ns)
-		if err := b.attach(ctx, ns, remotecommand.StreamOptions{Stdin: s.Stdin, Stdout: s.Stdout, Tty: true, TerminalSizeQueue: sizes}); err != nil {
+		stdin := s.Stdin
+		if stdin != nil && b.gatedAgent(ctx, ns) {
+			// Opens the gate once attached: the command starts now, and
+			// its first output reaches this terminal.
+			stdin = io.MultiReader(strings.NewReader(attachGateByte), stdin)
+		}
+		if err := b.attach(ctx, ns, remotecommand.StreamOptions{Stdin: stdin, Stdout: s.Stdout, Tty: true, TerminalSizeQueue: sizes}); err != nil {
 			return fail(err)
 		}
 		return b.agentExit(ctx, ns)
@@ -640,6 +646,20 @@ func (b *Backend) Attach(ctx context.Context, bt *backend.Bottle, s backend.Stre
 		return fail(err)
 	}
 	return b.agentExit(ctx, ns)
+}
+
+// gatedAgent: the agent's command waits behind attachGate.
+func (b *Backend) gatedAgent(ctx context.Context, ns string) bool {
+	pod, err := b.cs.CoreV1().Pods(ns).Get(ctx, SandboxName, metav1.GetOptions{})
+	if err != nil {
+		return false
+	}
+	for _, c := range pod.Spec.Containers {
+		if c.Name == plan.RoleAgent {
+			return len(c.Command) == 4 && c.Command[2] == attachGate
+		}
+	}
+	return false
 }
 
 // attach streams opts to the agent container's attach.

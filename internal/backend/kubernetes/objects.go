@@ -566,6 +566,9 @@ func sandbox(p *plan.Plan, o ObjectOptions, m metav1.ObjectMeta, podLabels map[s
 		EnvFrom:         []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: AgentEnvSecret}}}},
 		WorkingDir:      "/workspace",
 	}
+	if gated(c, p.Spec.AgentDockerfile) {
+		ctr.Command = []string{"/bin/sh", "-c", attachGate, "claude-bottle-attach-gate"}
+	}
 	for _, e := range p.Spec.Env {
 		if e.Source == "wiring" {
 			ctr.Env = append(ctr.Env, corev1.EnvVar{Name: e.Name, Value: e.Value})
@@ -642,6 +645,40 @@ func sandbox(p *plan.Plan, o ObjectOptions, m metav1.ObjectMeta, podLabels map[s
 // EgressAddressPlaceholder stands for egress's Service address in a plan;
 // Up replaces it (and ServiceAddressPlaceholder's) with the ClusterIPs.
 var EgressAddressPlaceholder = ServiceAddressPlaceholder(plan.RoleEgress)
+
+// attachGate holds a terminal agent's command until run has attached to
+// it: a container starts before anything can attach to it, and what a
+// program prints to its terminal before that is lost (a shell's prompt,
+// a command's first lines). It reads one byte from the terminal in raw
+// mode, silently, which Attach sends first (attachGateByte), then runs
+// the command. Without a terminal, or if nothing comes in two minutes, it
+// goes on. (timeout --foreground: in its own process group dd would be
+// stopped by SIGTTIN reading the terminal, and the gate would always wait
+// the two minutes.)
+const attachGate = `if [ -t 0 ] && s=$(stty -g 2>/dev/null); then
+	stty raw -echo
+	if command -v timeout >/dev/null 2>&1; then timeout --foreground 120 dd bs=1 count=1 of=/dev/null 2>/dev/null; else dd bs=1 count=1 of=/dev/null 2>/dev/null; fi
+	stty "$s"
+fi
+exec "$@"`
+
+// attachGateByte is what Attach sends through the gate.
+const attachGateByte = "\r"
+
+// gated: the agent's command runs behind attachGate when it has a
+// terminal and the gate replaces no ENTRYPOINT (Kubernetes' command does:
+// an image's ENTRYPOINT would be lost, so such an agent starts at once).
+func gated(c *plan.Container, dockerfile string) bool {
+	if !c.TTY || len(c.Entrypoint) > 0 || len(c.Cmd) == 0 {
+		return false
+	}
+	for _, l := range strings.Split(dockerfile, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && strings.EqualFold(f[0], "ENTRYPOINT") {
+			return false
+		}
+	}
+	return true
+}
 
 // ServiceAddressPlaceholder stands for a sidecar Service's address in a
 // plan: one per role, from the documentation range (RFC 5737), so that

@@ -322,3 +322,25 @@ func TestEgressPeers(t *testing.T) {
 		}
 	}
 }
+
+// A terminal agent waits behind the attach gate, unless the gate would
+// replace an ENTRYPOINT its Dockerfile declares or it has no terminal.
+func TestAttachGate(t *testing.T) {
+	tty := &plan.Container{TTY: true, Cmd: []string{"claude"}}
+	for _, tc := range []struct {
+		name       string
+		c          *plan.Container
+		dockerfile string
+		want       bool
+	}{
+		{"terminal", tty, "FROM claude-bottle-agent:local\nRUN true\n", true},
+		{"no terminal", &plan.Container{Cmd: []string{"claude"}}, "FROM x\n", false},
+		{"entrypoint declared", tty, "FROM x\n  entrypoint [\"/init\"]\n", false},
+		{"entrypoint in the plan", &plan.Container{TTY: true, Entrypoint: []string{"/init"}, Cmd: []string{"x"}}, "FROM x\n", false},
+		{"no command", &plan.Container{TTY: true}, "FROM x\n", false},
+	} {
+		if got := gated(tc.c, tc.dockerfile); got != tc.want {
+			t.Errorf("%s: gated = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -44,6 +44,7 @@ import (
 //   - claude: the real Claude Code, interactive under tmux, reaching the
 //     scripted model through cred-proxy and egress and running a tool in
 //     the bottle; /exit ends run with Claude's code and leaves nothing.
+//   - terminal-closed: closing the terminal of a running bottle removes it.
 func TestTier3RealPods(t *testing.T) {
 	c := e2etest.Engine(t)
 	e2etest.Images(t)
@@ -68,6 +69,37 @@ func TestTier3RealPods(t *testing.T) {
 	t.Run("policy", func(t *testing.T) { tier3Policy(t, plane) })
 	t.Run("egress", func(t *testing.T) { tier3Egress(t, plane) })
 	t.Run("claude", func(t *testing.T) { tier3Claude(t, plane, modelImage) })
+	t.Run("terminal-closed", func(t *testing.T) { tier3TerminalClosed(t, plane) })
+}
+
+// A person closes the terminal of a running bottle: run gets SIGHUP and
+// removes the namespace and the stage directory; nothing stays.
+func tier3TerminalClosed(t *testing.T, plane *kubetest.Plane) {
+	e, inst := tier3Env(t, plane, "backend: kubernetes\nagents:\n  agent:\n    bottle: box\nbottles:\n  box: {}\n")
+	env := map[string]string{"CLAUDE_BOTTLE_STATE_DIR": e.State}
+	for k, v := range e.Vars {
+		env[k] = v
+	}
+	term := e2etest.StartTerminal(t, e.Dir, env, e.Bin, "run", "agent", "--", "sh", "-c", "echo BOTTLE-UP; sleep 600")
+	// Its first line, printed before run attached, is on the screen: the
+	// attach gate held it (well under the gate's own two-minute limit).
+	term.WaitFor("BOTTLE-UP", 75*time.Second)
+	if _, err := plane.Client.CoreV1().Namespaces().Get(context.Background(), inst, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the bottle's namespace is not there while it runs: %v", err)
+	}
+	term.Close()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		_, err := plane.Client.CoreV1().Namespaces().Get(context.Background(), inst, metav1.GetOptions{})
+		_, serr := os.Stat(stage.InstanceDir(e.State, inst))
+		if apierrors.IsNotFound(err) && os.IsNotExist(serr) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("90 s after the terminal closed: namespace %v, stage directory %v", err, serr)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 const fixturesNS = "fixtures"
@@ -429,7 +461,7 @@ func tier3Claude(t *testing.T, plane *kubetest.Plane, modelImage string) {
 		env[k] = v
 	}
 	term := e2etest.StartTerminal(t, e.Dir, env, e.Bin, "run")
-	screen := term.WaitFor("bypass permissions on", 4*time.Minute)
+	screen := term.WaitFor("bypass permissions on", 90*time.Second)
 	// The questions and warnings a person would meet: none. (An emptyDir
 	// /tmp made Claude warn that cross-session messaging is off.)
 	questions := []string{"Do you want to use this API key", "trust", "Unable to connect", "Select login method", "Cross-session messaging is off", "sticky bit"}
