@@ -107,7 +107,8 @@ func applier(g *globals) supervise.Applier {
 		// writes, with the same error.
 		o, _ := backendOptions(g, nil)
 		if plannedBackend(o.State, instance) == manifest.BackendKubernetes {
-			be, err := openKube(ctx, g, nil)
+			// Its progress says what the (up to a minute's) wait is for.
+			be, err := openKube(ctx, g, g.stderr)
 			if err != nil {
 				return err
 			}

@@ -138,6 +138,7 @@ func TestKubernetesSuperviseApproveFromTheCLI(t *testing.T) {
 		_, out, _ := runCLI(t, "supervise")
 		return strings.Contains(out, req.ID)
 	})
+	kubetest.PlayReload(t, plane, state, p.Instance, plan.RoleEgress, "egress-config", "pkg.go.dev")
 	if code, out, errOut := runCLI(t, "supervise", "approve", req.ID); code != 0 {
 		t.Fatalf("supervise approve: exit %d\n%s%s", code, out, errOut)
 	}

@@ -33,6 +33,11 @@ type Applier struct {
 	// log that they reloaded the change, so the decision the agent reads
 	// never runs ahead of the live policy. Zero does not wait (no sidecar).
 	Confirm time.Duration
+	// Publish, when set, carries one sidecar's rewritten files ("" for the
+	// agent's current-config) to where that sidecar reads them, before
+	// Apply waits for its reload: a cluster's ConfigMaps and Secrets. The
+	// plan holds the new files.
+	Publish func(ctx context.Context, p *plan.Plan, sidecar string) error
 }
 
 // Apply implements supervise.Applier.
@@ -53,8 +58,10 @@ func (a *Applier) Apply(ctx context.Context, instance string, req supervise.Requ
 		if req.Egress == nil {
 			return errors.New("egress request without a host")
 		}
-		return a.change(dir, func(s *plan.Spec) error {
-			s.AddRule(egress.Rule{Host: req.Egress.Host, Port: req.Egress.Port, Source: "supervise " + req.ID})
+		return a.change(ctx, dir, func(s *plan.Spec) error {
+			// Another port of a host the manifest lets be private (an
+			// in-cluster or local service) is private too.
+			s.AddRule(egress.Rule{Host: req.Egress.Host, Port: req.Egress.Port, AllowPrivate: s.PrivateAllowed(req.Egress.Host), Source: "supervise " + req.ID})
 			return nil
 		})
 	case supervise.KindRoute:
@@ -82,7 +89,7 @@ func (a *Applier) Apply(ctx context.Context, instance string, req supervise.Requ
 // route is served before egress lets its upstream out), then egress's,
 // each confirmed by the sidecar's reload, then the agent's view; last the
 // plan, so the next change starts from this one.
-func (a *Applier) change(dir string, edit func(*plan.Spec) error) error {
+func (a *Applier) change(ctx context.Context, dir string, edit func(*plan.Spec) error) error {
 	planPath := filepath.Join(dir, stage.PlanFile)
 	var p plan.Plan
 	if err := readJSON(planPath, &p); err != nil {
@@ -100,6 +107,7 @@ func (a *Applier) change(dir string, edit func(*plan.Spec) error) error {
 	for _, f := range s.Files {
 		old[f.Path] = f.Content
 	}
+	s.Files = files
 	for _, g := range []struct{ dir, sidecar string }{
 		{stage.CredProxyDir, "cred-proxy"}, {stage.GitGateDir, "git-gate"}, {stage.EgressDir, "egress"}, {stage.CurrentConfig, ""},
 	} {
@@ -117,13 +125,17 @@ func (a *Applier) change(dir string, edit func(*plan.Spec) error) error {
 			}
 			wrote = true
 		}
+		if wrote && a.Publish != nil {
+			if err := a.Publish(ctx, &p, g.sidecar); err != nil {
+				return err
+			}
+		}
 		if wrote && g.sidecar != "" {
 			if err := a.confirm(dir, g.sidecar, since); err != nil {
 				return err
 			}
 		}
 	}
-	s.Files = files
 	return writeOwned(planPath, &p, 0o600)
 }
 
@@ -137,7 +149,11 @@ func (a *Applier) persist(dir string, req supervise.Request, opts supervise.Appl
 		if req.Egress == nil {
 			return errors.New("egress request without a host")
 		}
-		return manifest.AppendEgressRule(meta.Manifest, meta.Bottle, manifest.Rule{Host: req.Egress.Host, Port: req.Egress.Port})
+		var p plan.Plan
+		if err := readJSON(filepath.Join(dir, stage.PlanFile), &p); err != nil {
+			return fmt.Errorf("read the bottle's plan: %w", err)
+		}
+		return manifest.AppendEgressRule(meta.Manifest, meta.Bottle, manifest.Rule{Host: req.Egress.Host, Port: req.Egress.Port, AllowPrivate: p.Spec.PrivateAllowed(req.Egress.Host)})
 	case supervise.KindRoute:
 		if req.Route == nil || opts.Credential == nil {
 			return errors.New("a route needs a service and a token source")
@@ -215,7 +231,7 @@ func (a *Applier) addRoute(ctx context.Context, dir string, req supervise.Reques
 	if err != nil {
 		return fmt.Errorf("route %s not added: %w", name, err)
 	}
-	return a.change(dir, func(s *plan.Spec) error {
+	return a.change(ctx, dir, func(s *plan.Spec) error {
 		if err := s.AddRoute(route); err != nil {
 			return err
 		}

@@ -468,3 +468,52 @@ func TestApprovalsRenderAsAFreshLaunch(t *testing.T) {
 		t.Errorf("the same route approved twice: %v", err)
 	}
 }
+
+// An approved port of a host the manifest lets be private (an in-cluster
+// or local service) is private too, live and persisted; another host's
+// approval is not.
+func TestApprovalCarriesAllowPrivate(t *testing.T) {
+	mpath := filepath.Join(t.TempDir(), manifest.FileName)
+	os.WriteFile(mpath, []byte("agents:\n  dev:\n    bottle: box\nbottles:\n  box:\n    supervise: true\n    egress:\n      allow:\n        - {host: svc.internal, port: 9999, allow_private: true}\n"), 0o644)
+	m, err := manifest.Load(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Build(m, plan.Options{Agent: "dev"}, plan.Observed{}, plan.Host{Owner: "h/1", UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	if err := Prepare(context.Background(), p, stage.InstanceDir(state, p.Instance), stage.LogDir(state, p.Instance), mpath, envOf(nil)); err != nil {
+		t.Fatal(err)
+	}
+	a := &Applier{State: state, Getenv: envOf(nil)}
+	for _, req := range []supervise.Request{
+		{ID: "r-1", Kind: supervise.KindEgress, Egress: &supervise.EgressAsk{Host: "SVC.internal", Port: 8080}},
+		{ID: "r-2", Kind: supervise.KindEgress, Egress: &supervise.EgressAsk{Host: "pkg.example", Port: 443}},
+	} {
+		if err := a.Apply(context.Background(), p.Instance, req, supervise.ApplyOptions{Persist: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pol egress.Policy
+	readJSON(filepath.Join(stage.InstanceDir(state, p.Instance), stage.EgressPolicy), &pol)
+	live := map[string]bool{}
+	for _, r := range pol.Rules {
+		live[fmt.Sprintf("%s:%d", strings.ToLower(r.Host), r.Port)] = r.AllowPrivate
+	}
+	if !live["svc.internal:8080"] || live["pkg.example:443"] {
+		t.Errorf("live rules' allow_private: %v", live)
+	}
+	m2, err := manifest.Load(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[string]bool{}
+	for _, r := range m2.Bottles["box"].Egress.Allow {
+		kept[fmt.Sprintf("%s:%d", strings.ToLower(r.Host), r.Port)] = r.AllowPrivate
+	}
+	if !kept["svc.internal:8080"] || kept["pkg.example:443"] || len(kept) != 3 {
+		t.Errorf("persisted rules' allow_private: %v", kept)
+	}
+}

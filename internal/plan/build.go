@@ -269,7 +269,7 @@ func allowlist(s *Spec, b *manifest.Bottle) {
 		// The manifest was validated: an upstream that does not parse, or
 		// names no host (a local path), needs no rule.
 		if u, err := giturl.Parse(r.Upstream); err == nil && u.Host != "" {
-			s.AddRule(egress.Rule{Host: u.Host, Port: u.Port, AllowPrivate: s.privateAllowed(u.Host), Source: "git " + r.Name, Client: RoleGitGate})
+			s.AddRule(egress.Rule{Host: u.Host, Port: u.Port, AllowPrivate: s.PrivateAllowed(u.Host), Source: "git " + r.Name, Client: RoleGitGate})
 		}
 	}
 }

@@ -115,13 +115,15 @@ func (s *Spec) routeRule(name, upstream string) (egress.Rule, bool) {
 	if err != nil || u.Hostname() == "" {
 		return egress.Rule{}, false
 	}
-	return egress.Rule{Host: u.Hostname(), Port: portOf(u), AllowPrivate: s.privateAllowed(u.Hostname()),
+	return egress.Rule{Host: u.Hostname(), Port: portOf(u), AllowPrivate: s.PrivateAllowed(u.Hostname()),
 		Source: "route " + name, Client: RoleCredProxy}, true
 }
 
-// privateAllowed carries a manifest rule's allow_private over to the rule
-// a route or repository adds for the same host.
-func (s *Spec) privateAllowed(host string) bool {
+// PrivateAllowed carries a manifest rule's allow_private over to the rule
+// a route, a repository or an approved request adds for the same host:
+// the person who wrote the manifest said that host lives on a private
+// address.
+func (s *Spec) PrivateAllowed(host string) bool {
 	for _, r := range s.Allowlist {
 		if r.Source == SourceManifest && strings.EqualFold(r.Host, host) && r.AllowPrivate {
 			return true

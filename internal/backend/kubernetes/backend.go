@@ -61,6 +61,9 @@ type Options struct {
 	Bottle manifest.Kubernetes
 	// ReadyTimeout bounds the wait for the sidecars and the Sandbox.
 	ReadyTimeout time.Duration
+	// ConfirmTimeout bounds an approval's wait for the changed sidecar's
+	// reload; 0 means DefaultConfirmTimeout.
+	ConfirmTimeout time.Duration
 	// Progress receives one line per step (nil: none).
 	Progress io.Writer
 }
@@ -122,6 +125,9 @@ func Offline(o Options) *Backend {
 	}
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
+	}
+	if o.ConfirmTimeout == 0 {
+		o.ConfirmTimeout = DefaultConfirmTimeout
 	}
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 2 * time.Minute
@@ -863,23 +869,39 @@ func (b *Backend) FinishOrphan(ctx context.Context, instance string) (backend.Wo
 // into the sidecars' volumes; the sidecars reload them as on Docker.
 func (b *Backend) Apply(ctx context.Context, instance string, req supervise.Request, opts supervise.ApplyOptions) error {
 	a := &launch.Applier{State: b.State, Getenv: b.Getenv}
-	if err := a.Apply(ctx, instance, req, opts); err != nil {
-		return err
+	if b.cs != nil {
+		// Each sidecar's files reach it as its ConfigMap and Secret, then
+		// the decision waits for its reload (its log, followed by run
+		// into the log directory), as on Docker. The kubelet refreshes a
+		// mounted ConfigMap on its own sync period (about a minute by
+		// default), hence the longer wait.
+		a.Confirm = b.ConfirmTimeout
+		a.Publish = func(ctx context.Context, p *plan.Plan, sidecar string) error {
+			return b.publish(ctx, p, instance, sidecar)
+		}
 	}
-	if req.Kind == supervise.KindDockerfile || b.cs == nil {
-		return nil
-	}
-	p, err := launch.KeptPlan(b.State, instance)
-	if err != nil {
-		return err
-	}
-	// Only ConfigMaps and Secrets change (the policies are not rewritten).
+	return a.Apply(ctx, instance, req, opts)
+}
+
+// DefaultConfirmTimeout is how long an approval waits for a sidecar on a
+// cluster to reload its changed ConfigMap.
+const DefaultConfirmTimeout = 3 * time.Minute
+
+// publish updates the ConfigMap and Secret one sidecar reads ("" for the
+// agent's current-config) from the plan's files and the stage directory.
+func (b *Backend) publish(ctx context.Context, p *plan.Plan, instance, sidecar string) error {
 	o, _, err := b.hostObjects(p, stage.InstanceDir(b.State, instance), nil)
 	if err != nil {
 		return err
 	}
+	mine := func(name string) bool {
+		if sidecar == "" {
+			return name == CurrentConfigMap
+		}
+		return strings.HasPrefix(name, sidecar+"-")
+	}
 	for _, cm := range o.ConfigMaps {
-		if cm.Name == ClaudeStateConfig {
+		if !mine(cm.Name) || cm.Name == ClaudeStateConfig {
 			continue
 		}
 		if _, err := b.cs.CoreV1().ConfigMaps(instance).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
@@ -887,12 +909,15 @@ func (b *Backend) Apply(ctx context.Context, instance string, req supervise.Requ
 		}
 	}
 	for _, s := range o.Secrets {
-		if s.Name == AgentEnvSecret || s.Name == DecisionsSecret {
+		if !mine(s.Name) || s.Name == AgentEnvSecret || s.Name == DecisionsSecret {
 			continue
 		}
 		if _, err := b.cs.CoreV1().Secrets(instance).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("update Secret/%s: %w", s.Name, err)
 		}
+	}
+	if sidecar != "" {
+		b.progress("%s's configuration is updated in %s; waiting for it to reload (the kubelet refreshes mounted ConfigMaps about once a minute)", sidecar, instance)
 	}
 	return nil
 }

@@ -309,6 +309,7 @@ func TestTier1SuperviseThroughTheAPI(t *testing.T) {
 	if err != nil || len(pending) != 1 || pending[0].Request.ID != req.ID || pending[0].Instance != ns || pending[0].Decision != nil {
 		t.Fatalf("the host sees %+v (%v), want request %s pending", pending, err, req.ID)
 	}
+	kubetest.PlayReload(t, plane, b.State, ns, plan.RoleEgress, "egress-config", "pkg.go.dev")
 	if err := supervise.Decide(ctx, b.State, ns, req.ID, "approved", "ok", b, supervise.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -471,6 +472,7 @@ func TestTier2UpListApplyDown(t *testing.T) {
 
 	// An approval reaches egress's ConfigMap, which its Pod mounts.
 	req := supervise.Request{ID: "r-1", Kind: supervise.KindEgress, Created: time.Now(), Reason: "docs", Egress: &supervise.EgressAsk{Host: "pkg.go.dev"}}
+	kubetest.PlayReload(t, plane, b.State, p.Instance, plan.RoleEgress, "egress-config", "pkg.go.dev")
 	if err := b.Apply(ctx, p.Instance, req, supervise.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -481,6 +483,13 @@ func TestTier2UpListApplyDown(t *testing.T) {
 	cur, _ := b.cs.CoreV1().ConfigMaps(p.Instance).Get(ctx, CurrentConfigMap, metav1.GetOptions{})
 	if !strings.Contains(cur.Data["allowlist.txt"], "pkg.go.dev") {
 		t.Errorf("the agent's current-config does not show the approval: %v", cur.Data["allowlist.txt"])
+	}
+	// An approval egress never confirms is not reported done: the
+	// decision the agent reads never runs ahead of the live policy.
+	b.ConfirmTimeout = time.Second
+	unconfirmed := supervise.Request{ID: "r-2", Kind: supervise.KindEgress, Created: time.Now(), Reason: "docs", Egress: &supervise.EgressAsk{Host: "unconfirmed.example"}}
+	if err := b.Apply(ctx, p.Instance, unconfirmed, supervise.ApplyOptions{}); err == nil || !strings.Contains(err.Error(), "did not confirm") {
+		t.Errorf("an approval egress never reloaded: %v", err)
 	}
 
 	if err := b.Down(ctx, p.Instance); err != nil {

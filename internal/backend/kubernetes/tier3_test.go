@@ -51,11 +51,13 @@ func TestTier3RealPods(t *testing.T) {
 	dnsImage := e2etest.GoImage(t, c, "clusterdns")
 	upstreamImage := e2etest.GoImage(t, c, "egress-upstream")
 	modelImage := e2etest.GoImage(t, c, "fakeanthropic")
+	superviseModelImage := e2etest.GoImage(t, c, "supervise-model")
 
 	plane := kubetest.Cluster(t)
-	kubetest.Node(t, plane, "claude-bottle-sidecar:local", "claude-bottle-agent:local", dnsImage, upstreamImage, modelImage)
+	kubetest.Node(t, plane, "claude-bottle-sidecar:local", "claude-bottle-agent:local", dnsImage, upstreamImage, modelImage, superviseModelImage)
 	kubetest.ClusterDNS(t, plane, dnsImage, map[string]string{
 		"allowed.test": fixtureIP["allowed"], "evil.test": fixtureIP["evil"], "other.test": fixtureIP["other"], "model.test": fixtureIP["model"],
+		"smodel.test": fixtureIP["smodel"], "allowed-later.test": fixtureIP["later"],
 	})
 	ctx := context.Background()
 	if _, err := plane.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fixturesNS}}, metav1.CreateOptions{}); err != nil {
@@ -70,6 +72,168 @@ func TestTier3RealPods(t *testing.T) {
 	t.Run("egress", func(t *testing.T) { tier3Egress(t, plane) })
 	t.Run("claude", func(t *testing.T) { tier3Claude(t, plane, modelImage) })
 	t.Run("terminal-closed", func(t *testing.T) { tier3TerminalClosed(t, plane) })
+	t.Run("supervise", func(t *testing.T) { tier3Supervise(t, plane, superviseModelImage, upstreamImage) })
+}
+
+const tier3SuperviseManifest = `backend: kubernetes
+agents:
+  claude:
+    bottle: show
+bottles:
+  show:
+    supervise: true
+    kubernetes:
+      egress_peers:
+        - {namespace: fixtures, pods: {app: smodel}, ports: [8080]}
+        - {namespace: fixtures, pods: {app: later}, ports: [8080]}
+    egress:
+      allow:
+        - {host: smodel.test, port: 8080, allow_private: true}
+        # An in-cluster service the manifest lets be private, on another
+        # port: 8080 is what the agent has to ask for.
+        - {host: allowed-later.test, port: 9999, allow_private: true}
+    cred_proxy:
+      routes:
+        - name: model
+          path: /anthropic/
+          upstream: http://smodel.test:8080
+          role: anthropic-base-url
+          credentials:
+            - {env: E2E_MODEL_KEY, header: x-api-key, format: "{token}"}
+`
+
+// The supervise showcase on a cluster, as on Docker (e2e/supervise): the
+// real Claude Code, scripted by a model, fetches a host egress refuses,
+// asks for it with the supervise MCP tool, and waits; the request travels
+// from the supervise pod through the API (its ConfigMap, with the pod's
+// own service account, the API reached through the kubernetes Service);
+// the person on the host sees it in `supervise` and approves; the decision
+// goes back through the API, egress's ConfigMap changes live, and the same
+// Claude Code fetches it again and gets 200.
+func tier3Supervise(t *testing.T, plane *kubetest.Plane, modelImage, upstreamImage string) {
+	const modelKey = "sk-e2e-tier3-supervise-0123456789"
+	const target = "allowed-later.test"
+	fixture(t, plane, "smodel", modelImage, []corev1.EnvVar{{Name: "MODEL_KEY", Value: modelKey}}, 8080)
+	fixture(t, plane, "later", upstreamImage, []corev1.EnvVar{{Name: "FIXTURE_NAME", Value: "later"}}, 8080)
+	e, inst := tier3Env(t, plane, tier3SuperviseManifest)
+	e.Vars["E2E_MODEL_KEY"] = modelKey
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := e.Command(ctx, "run", "claude", "--", "claude", "-p", "fetch "+target,
+		"--dangerously-skip-permissions", "--mcp-config", "/etc/claude-bottle/current-config/mcp.json")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+				cmd.Process.Kill()
+				<-done
+			}
+		}
+		if t.Failed() {
+			r := e.Run(context.Background(), "logs", inst)
+			t.Logf("stderr:\n%s\nlogs of %s:\n%s", stderr.String(), inst, r.Stdout)
+		}
+	}()
+
+	// The person on the host watches for the request.
+	type pending struct {
+		Instance string `json:"instance"`
+		Request  struct {
+			ID     string `json:"id"`
+			Kind   string `json:"kind"`
+			Reason string `json:"reason"`
+			Egress *struct {
+				Host string `json:"host"`
+				Port int    `json:"port"`
+			} `json:"egress"`
+		} `json:"request"`
+	}
+	var req pending
+	deadline := time.Now().Add(3 * time.Minute)
+	for req.Request.ID == "" {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("run ended before the agent asked (%v)\nstdout:\n%s", err, stdout.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no request within 3 minutes")
+		}
+		r := e.Run(ctx, "supervise", "--json")
+		if r.Code != 0 {
+			t.Fatalf("supervise --json: %s", r)
+		}
+		var ps []pending
+		if err := json.Unmarshal([]byte(r.Stdout), &ps); err != nil {
+			t.Fatalf("supervise --json: %v\n%s", err, r.Stdout)
+		}
+		for _, p := range ps {
+			if p.Instance == inst {
+				req = p
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if req.Request.Kind != "egress" || req.Request.Egress == nil || req.Request.Egress.Host != target || req.Request.Egress.Port != 8080 || !strings.Contains(req.Request.Reason, "403") {
+		t.Errorf("the model's request: %+v, want egress %s:8080 citing the 403", req.Request, target)
+	}
+	// Filed through the API: the request is a ConfigMap in the bottle's
+	// namespace, made by the supervise pod's service account.
+	cms, err := plane.Client.CoreV1().ConfigMaps(inst).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	filed := false
+	for _, cm := range cms.Items {
+		for _, v := range cm.Data {
+			filed = filed || strings.Contains(v, req.Request.ID)
+		}
+	}
+	if !filed {
+		t.Errorf("no ConfigMap in %s holds request %s", inst, req.Request.ID)
+	}
+	// approve returns once egress has reloaded (the kubelet's ConfigMap
+	// refresh: up to about a minute), and says what it waits for.
+	if r := e.Run(ctx, "supervise", "approve", req.Request.ID, "-m", "go ahead"); r.Code != 0 || !strings.Contains(r.Stderr, "waiting for it to reload") {
+		t.Fatalf("approve: %s", r)
+	}
+	var runErr error
+	select {
+	case runErr = <-done:
+	case <-ctx.Done():
+		t.Fatalf("run did not finish\nstdout:\n%s", stdout.String())
+	}
+	done <- runErr
+	t.Logf("claude printed: %s", strings.TrimSpace(stdout.String()))
+	if runErr != nil || !strings.Contains(stdout.String(), "SHOWCASE-DONE 200") {
+		t.Fatalf("run: %v\nstdout:\n%s", runErr, stdout.String())
+	}
+	namespaceGone(t, plane, e.State, inst)
+
+	// The story in the decision log: refused, asked, allowed by the
+	// approved rule; and the target's own record of the one request.
+	lr := e.Run(context.Background(), "logs", inst)
+	logs := lr.Stdout
+	deny := strings.Index(logs, `"host":"`+target+`","port":8080`)
+	allowRule := `"rule":"` + target + `:8080 (supervise ` + req.Request.ID
+	if deny < 0 || !strings.Contains(logs, `"kind":"proposal"`) || !strings.Contains(logs, allowRule) {
+		t.Errorf("the log lacks part of the story (refusal, proposal, %s):\n%s", allowRule, logs)
+	}
+	if l := podLog(t, plane, fixturesNS, "later"); strings.Count(l, "req later ") != 1 {
+		t.Errorf("allowed-later.test should have one request, after the approval:\n%s", l)
+	}
 }
 
 // A person closes the terminal of a running bottle: run gets SIGHUP and
@@ -106,7 +270,8 @@ const fixturesNS = "fixtures"
 
 // fixtureIP: each fixture's Service address, fixed so that the cluster
 // DNS can name it before it exists.
-var fixtureIP = map[string]string{"allowed": "10.96.100.1", "evil": "10.96.100.2", "other": "10.96.100.3", "model": "10.96.100.4"}
+var fixtureIP = map[string]string{"allowed": "10.96.100.1", "evil": "10.96.100.2", "other": "10.96.100.3", "model": "10.96.100.4",
+	"smodel": "10.96.100.5", "later": "10.96.100.6"}
 
 // fixture runs image as pod NAME (label app=NAME) in the fixtures
 // namespace behind Service NAME at fixtureIP[NAME].

@@ -43,6 +43,8 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
 // DefaultBinDir is where .ci/kube build puts the binaries.
@@ -352,4 +354,36 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() (bool, erro
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("timed out after %s waiting for %s (last error: %v)", d, what, last)
+}
+
+// PlayReload stands in for a sidecar that tiers 1 and 2 cannot run: once
+// ConfigMap configMap in instance's namespace holds want, it logs the
+// reload the sidecar would (into the host's log directory, as run's log
+// mirror does), so that an approval waiting for it goes on. The decision
+// is therefore written only after the ConfigMap changed.
+func PlayReload(t testing.TB, p *Plane, state, instance, sidecar, configMap, want string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		for ctx.Err() == nil {
+			cm, err := p.Client.CoreV1().ConfigMaps(instance).Get(ctx, configMap, metav1.GetOptions{})
+			if err == nil {
+				for _, v := range cm.Data {
+					if strings.Contains(v, want) {
+						line, _ := json.Marshal(map[string]any{"time": time.Now().UTC(), "instance": instance, "sidecar": sidecar, "kind": "reload", "verdict": "allow"})
+						dir := stage.LogDir(state, instance)
+						os.MkdirAll(dir, 0o700)
+						f, err := os.OpenFile(filepath.Join(dir, sidecar+".jsonl"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+						if err == nil {
+							f.Write(append(line, '\n'))
+							f.Close()
+						}
+						return
+					}
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
 }

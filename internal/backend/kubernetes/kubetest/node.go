@@ -6,7 +6,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -194,6 +197,8 @@ clusterDomain: cluster.local
 		}
 	}
 
+	apiForPods(t, p)
+
 	// NetworkPolicies, enforced by kube-router's firewall alone (no
 	// routing, no service proxy, no CNI: the bridge and kube-proxy do
 	// those); --cleanup-config removes its chains and ipsets after.
@@ -207,6 +212,59 @@ clusterDomain: cluster.local
 		out, err := exec.Command("iptables", "-S").Output()
 		return err == nil && strings.Contains(string(out), "-N KUBE-ROUTER-FORWARD"), nil
 	})
+}
+
+// apiForPods lets pods reach the API server as on a real cluster, through
+// the kubernetes Service (10.96.0.1:443, in-cluster config): a forwarder
+// on the node's address to the API server's loopback port, and
+// default/kubernetes's EndpointSlice naming it (the test API server runs
+// without an endpoint reconciler). Its serving certificate names
+// 10.96.0.1, and the root CA publisher hands pods that certificate.
+func apiForPods(t testing.TB, p *Plane) {
+	t.Helper()
+	u, err := url.Parse(p.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(nodeIP, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", u.Host)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	ctx := context.Background()
+	var svc *corev1.Service
+	waitFor(t, 30*time.Second, "the kubernetes Service", func() (bool, error) {
+		svc, err = p.Client.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	name, port, proto, ready := svc.Spec.Ports[0].Name, int32(ln.Addr().(*net.TCPAddr).Port), corev1.ProtocolTCP, true
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "kubernetes-tier3", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{nodeIP}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: &name, Port: &port, Protocol: &proto}},
+	}
+	if _, err := p.Client.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // ClusterDNS makes kube-system's kube-dns: a Service at ClusterDNSIP and a
