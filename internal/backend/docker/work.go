@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -60,7 +59,7 @@ func (l *Backend) finish(ctx context.Context, p *plan.Plan, agentID string) (bac
 			return res, nil
 		}
 		l.Log.Warn("the work could not come back as a branch; saving /workspace as an archive", "instance", p.Instance, "err", err)
-		archive := archivePath(filepath.Join(stage.WorkDir(l.State), p.Instance))
+		archive := workback.ArchivePath(filepath.Join(stage.WorkDir(l.State), p.Instance))
 		saved, aerr := l.saveArchive(ctx, agentID, archive)
 		if aerr != nil {
 			return backend.Work{}, fmt.Errorf("%v; saving /workspace failed too: %w", err, aerr)
@@ -70,7 +69,7 @@ func (l *Backend) finish(ctx context.Context, p *plan.Plan, agentID string) (bac
 		}
 		return backend.Work{Archive: archive}, fmt.Errorf("the work could not come back as a branch (%v); /workspace is saved in %s", err, archive)
 	}
-	archive := archivePath(filepath.Join(l.State, w.Archive))
+	archive := workback.ArchivePath(filepath.Join(l.State, w.Archive))
 	saved, err := l.saveArchive(ctx, agentID, archive)
 	if err != nil {
 		return backend.Work{}, err
@@ -79,12 +78,6 @@ func (l *Backend) finish(ctx context.Context, p *plan.Plan, agentID string) (bac
 		return backend.Work{Nothing: true}, nil
 	}
 	return backend.Work{Archive: archive}, nil
-}
-
-// archivePath names an archive after its instance and the time, so that a
-// later bottle of the same name never overwrites it.
-func archivePath(prefix string) string {
-	return prefix + "-" + time.Now().Format("20060102-150405") + ".tar"
 }
 
 // harvestBranch runs workback.Script in a sandbox over the workspace
@@ -158,42 +151,7 @@ func (l *Backend) saveArchive(ctx context.Context, agentID, path string) (bool, 
 		return false, err
 	}
 	defer rc.Close()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return false, err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".work-*.tar")
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(f.Name())
-	// Read the archive as it is written, to learn whether /workspace held
-	// anything but itself.
-	tr := tar.NewReader(io.TeeReader(rc, f))
-	entries := 0
-	for {
-		if _, err := tr.Next(); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			f.Close()
-			return false, fmt.Errorf("copy /workspace: %w", err)
-		}
-		entries++
-	}
-	if _, err := io.Copy(f, rc); err != nil { // the archive's end padding
-		f.Close()
-		return false, err
-	}
-	if err := f.Close(); err != nil {
-		return false, err
-	}
-	if entries <= 1 {
-		return false, nil
-	}
-	if err := os.Chmod(f.Name(), 0o600); err != nil {
-		return false, err
-	}
-	return true, os.Rename(f.Name(), path)
+	return workback.SaveArchive(rc, path)
 }
 
 // limited keeps the first n bytes written and drops the rest.

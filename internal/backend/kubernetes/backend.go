@@ -39,6 +39,7 @@ import (
 	"github.com/claude-bottle/claude-bottle/internal/plan"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 	"github.com/claude-bottle/claude-bottle/internal/supervise"
+	"github.com/claude-bottle/claude-bottle/internal/workback"
 )
 
 // Name is the backend's name as --backend and the manifest spell it.
@@ -569,8 +570,23 @@ func (b *Backend) waitSandboxReady(ctx context.Context, ns string) error {
 			return false, "", err
 		}
 		for _, c := range sb.Status.Conditions {
+			if c.Type == string(sandboxv1.SandboxConditionReady) && c.Status == metav1.ConditionTrue {
+				return true, "", nil
+			}
+		}
+		// An agent that has already ended (a short command) leaves its pod
+		// running but never Ready (the workspace container holds it):
+		// its output and exit code are there to read.
+		if pod, err := b.cs.CoreV1().Pods(ns).Get(ctx, SandboxName, metav1.GetOptions{}); err == nil {
+			for _, st := range pod.Status.ContainerStatuses {
+				if st.Name == plan.RoleAgent && st.State.Terminated != nil {
+					return true, "", nil
+				}
+			}
+		}
+		for _, c := range sb.Status.Conditions {
 			if c.Type == string(sandboxv1.SandboxConditionReady) {
-				return c.Status == metav1.ConditionTrue, c.Reason + ": " + c.Message, nil
+				return false, c.Reason + ": " + c.Message, nil
 			}
 		}
 		return false, "no Ready condition yet", nil
@@ -672,21 +688,27 @@ func (b *Backend) gatedAgent(ctx context.Context, ns string) bool {
 func (b *Backend) attach(ctx context.Context, ns string, opts remotecommand.StreamOptions) error {
 	req := b.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(SandboxName).SubResource("attach").
 		VersionedParams(&corev1.PodAttachOptions{Container: plan.RoleAgent, Stdin: opts.Stdin != nil, Stdout: opts.Stdout != nil, Stderr: opts.Stderr != nil, TTY: opts.Tty}, scheme.ParameterCodec)
-	ws, err := remotecommand.NewWebSocketExecutor(b.cfg, "GET", req.URL().String())
+	ex, err := b.executor(req.URL())
 	if err != nil {
 		return err
 	}
-	spdy, err := remotecommand.NewSPDYExecutor(b.cfg, "POST", req.URL())
+	return ex.StreamWithContext(ctx, opts)
+}
+
+// executor streams a pod's attach or exec as kubectl does: WebSocket,
+// else SPDY.
+func (b *Backend) executor(u *url.URL) (remotecommand.Executor, error) {
+	ws, err := remotecommand.NewWebSocketExecutor(b.cfg, "GET", u.String())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	exec, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+	spdy, err := remotecommand.NewSPDYExecutor(b.cfg, "POST", u)
+	if err != nil {
+		return nil, err
+	}
+	return remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
 		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 	})
-	if err != nil {
-		return err
-	}
-	return exec.StreamWithContext(ctx, opts)
 }
 
 // agentExit waits briefly for the agent container's exit code once its
@@ -754,7 +776,69 @@ func (b *Backend) Resize(ctx context.Context, bt *backend.Bottle, height, width 
 // Finish implements backend.Backend. Bringing /workspace back from a pod
 // is not built yet: the result says so by being empty.
 func (b *Backend) Finish(ctx context.Context, bt *backend.Bottle) (backend.Work, error) {
-	return backend.Work{Nothing: true}, nil
+	return b.finish(ctx, bt.Plan)
+}
+
+// harvestTimeout bounds reading the work out of the pod.
+const harvestTimeout = 5 * time.Minute
+
+// finish brings the agent's /workspace back as an archive under the state
+// directory (Spec.Work: --cwd's branch is not offered on a cluster), read
+// as a tar stream from the pod's workspace container through the API. An
+// empty workspace gives Nothing. A running agent is not stopped first (a
+// pod's container cannot be stopped alone): what it writes meanwhile may
+// be missing from the archive.
+func (b *Backend) finish(ctx context.Context, p *plan.Plan) (backend.Work, error) {
+	if b.cs == nil || p.Spec.Work.Mode != "archive" {
+		return backend.Work{Nothing: true}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, harvestTimeout)
+	defer cancel()
+	r, w := io.Pipe()
+	var stderr strings.Builder
+	go func() {
+		err := b.exec(ctx, p.Instance, KeeperContainer, []string{"tar", "-C", plan.WorkspaceDir, "-cf", "-", "."}, w, &limitedWriter{w: &stderr, n: 4096})
+		if err != nil && stderr.Len() > 0 {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		w.CloseWithError(err)
+	}()
+	archive := workback.ArchivePath(filepath.Join(b.State, p.Spec.Work.Archive))
+	saved, err := workback.SaveArchive(r, archive)
+	r.Close()
+	if err != nil {
+		return backend.Work{}, fmt.Errorf("read /workspace from the agent's pod: %w", err)
+	}
+	if !saved {
+		return backend.Work{Nothing: true}, nil
+	}
+	return backend.Work{Archive: archive}, nil
+}
+
+// exec runs cmd in a container of the agent's pod, its output to stdout.
+func (b *Backend) exec(ctx context.Context, ns, container string, cmd []string, stdout, stderr io.Writer) error {
+	req := b.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(SandboxName).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: container, Command: cmd, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	ex, err := b.executor(req.URL())
+	if err != nil {
+		return err
+	}
+	return ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: stdout, Stderr: stderr})
+}
+
+// limitedWriter keeps the first n bytes written and drops the rest.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
 }
 
 // Down implements backend.Backend: it deletes the instance's namespace,
@@ -860,7 +944,14 @@ func (b *Backend) Orphans(ctx context.Context) ([]backend.Orphan, error) {
 
 // FinishOrphan implements backend.Backend (nothing comes back yet).
 func (b *Backend) FinishOrphan(ctx context.Context, instance string) (backend.Work, error) {
-	return backend.Work{Nothing: true}, nil
+	p, err := launch.KeptPlan(b.State, instance)
+	if err != nil || p.Instance != instance || b.cs == nil {
+		return backend.Work{Nothing: true}, nil
+	}
+	if _, err := b.cs.CoreV1().Pods(instance).Get(ctx, SandboxName, metav1.GetOptions{}); err != nil {
+		return backend.Work{Nothing: true}, nil
+	}
+	return b.finish(ctx, p)
 }
 
 // Apply implements backend.Backend: the approval changes the stage

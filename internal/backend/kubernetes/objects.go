@@ -48,6 +48,9 @@ const (
 	ClaudeStateConfig = "claude-state"
 	// CurrentConfigMap is the agent's read-only view of its bottle.
 	CurrentConfigMap = "current-config"
+	// KeeperContainer is the agent pod's second container: it keeps the
+	// pod, and the agent's /workspace, after the agent exits.
+	KeeperContainer = "workspace"
 	// AnnotationOwner is the launcher (HOST/PID): a label value cannot hold
 	// a slash.
 	AnnotationOwner = "dev.claude-bottle/owner"
@@ -589,6 +592,20 @@ func sandbox(p *plan.Plan, o ObjectOptions, m metav1.ObjectMeta, podLabels map[s
 		{Name: "claude-state", MountPath: "/home/agent/.claude"},
 		{Name: "workspace", MountPath: "/workspace"},
 	}
+	// The workspace container holds the pod (and its /workspace) once the
+	// agent has exited, so that Finish can read the work out through the
+	// API before the namespace goes.
+	keeperSC := restricted(1000)
+	// It asks for nothing (the agent's requests are the bottle's, often a
+	// whole node's share) and may use little.
+	small := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")}
+	none := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0"), corev1.ResourceMemory: resource.MustParse("0")}
+	keeper := corev1.Container{
+		Name: KeeperContainer, Image: image, SecurityContext: keeperSC,
+		Command:      []string{"/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"},
+		VolumeMounts: []corev1.VolumeMount{{Name: "workspace", MountPath: plan.WorkspaceDir, ReadOnly: true}},
+		Resources:    corev1.ResourceRequirements{Limits: small, Requests: none},
+	}
 	copyState := corev1.Container{
 		Name: "claude-state", Image: image, SecurityContext: restricted(1000),
 		Command:      []string{"sh", "-c", "cp -R /state/. /home/agent/.claude/ 2>/dev/null; true"},
@@ -613,7 +630,7 @@ func sandbox(p *plan.Plan, o ObjectOptions, m metav1.ObjectMeta, podLabels map[s
 		DNSPolicy:      corev1.DNSNone,
 		DNSConfig:      &corev1.PodDNSConfig{Nameservers: []string{EgressAddressPlaceholder}},
 		InitContainers: []corev1.Container{copyState},
-		Containers:     []corev1.Container{ctr},
+		Containers:     []corev1.Container{ctr, keeper},
 		SecurityContext: &corev1.PodSecurityContext{
 			FSGroup: new(int64(1000)),
 		},

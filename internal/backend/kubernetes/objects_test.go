@@ -344,3 +344,33 @@ func TestAttachGate(t *testing.T) {
 		}
 	}
 }
+
+// The agent's pod holds a workspace container that keeps /workspace
+// readable after the agent exits: read-only, restricted, and asking the
+// scheduler for nothing (the agent's requests may be a whole node's).
+func TestWorkspaceKeeper(t *testing.T) {
+	for name, p := range testPlans(t) {
+		o, err := Build(p, testOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keeper *corev1.Container
+		for i, c := range o.Sandbox.Spec.PodTemplate.Spec.Containers {
+			if c.Name == KeeperContainer {
+				keeper = &o.Sandbox.Spec.PodTemplate.Spec.Containers[i]
+			}
+		}
+		if keeper == nil {
+			t.Fatalf("%s: no %s container", name, KeeperContainer)
+		}
+		checkRestricted(t, name+" keeper", keeper.SecurityContext, true)
+		if len(keeper.VolumeMounts) != 1 || keeper.VolumeMounts[0].MountPath != plan.WorkspaceDir || !keeper.VolumeMounts[0].ReadOnly {
+			t.Errorf("%s: keeper mounts %+v", name, keeper.VolumeMounts)
+		}
+		for r, q := range keeper.Resources.Requests {
+			if !q.IsZero() {
+				t.Errorf("%s: keeper requests %s %s", name, r, q.String())
+			}
+		}
+	}
+}

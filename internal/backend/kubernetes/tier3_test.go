@@ -3,6 +3,7 @@
 package kubernetes
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -244,7 +245,7 @@ func tier3TerminalClosed(t *testing.T, plane *kubetest.Plane) {
 	for k, v := range e.Vars {
 		env[k] = v
 	}
-	term := e2etest.StartTerminal(t, e.Dir, env, e.Bin, "run", "agent", "--", "sh", "-c", "echo BOTTLE-UP; sleep 600")
+	term := e2etest.StartTerminal(t, e.Dir, env, e.Bin, "run", "agent", "--", "sh", "-c", "echo closed-work > /workspace/w.txt; echo BOTTLE-UP; sleep 600")
 	// Its first line, printed before run attached, is on the screen: the
 	// attach gate held it (well under the gate's own two-minute limit).
 	term.WaitFor("BOTTLE-UP", 75*time.Second)
@@ -263,6 +264,32 @@ func tier3TerminalClosed(t *testing.T, plane *kubetest.Plane) {
 			t.Fatalf("90 s after the terminal closed: namespace %v, stage directory %v", err, serr)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+	// Its work came back before the namespace went.
+	archives, _ := filepath.Glob(filepath.Join(e.State, "work", inst+"-*.tar"))
+	if len(archives) != 1 || archived(t, archives[0], "./w.txt") != "closed-work\n" {
+		t.Errorf("the work of a closed terminal's bottle: %v", archives)
+	}
+}
+
+// archived is the content of name in a tar file ("" if absent).
+func archived(t *testing.T, path, name string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return ""
+		}
+		if h.Name == name {
+			b, _ := io.ReadAll(tr)
+			return string(b)
+		}
 	}
 }
 
@@ -353,11 +380,11 @@ func tier3Bottle(t *testing.T, plane *kubetest.Plane) {
 	ctx := t.Context()
 	b := newTestBackend(t, plane.Config, 3*time.Minute)
 	m := manifest.Default()
-	script := `echo uid=$(id -u); grep nameserver /etc/resolv.conf; getent hosts egress cred-proxy supervise;
+	script := `echo uid=$(id -u); grep nameserver /etc/resolv.conf; getent hosts egress cred-proxy supervise; cat /etc/hosts;
 curl -m 20 -sS -o /dev/null -w "egress said %{http_code}\n" https://not-allowed.example.invalid/;
 curl -m 20 -sS -x "" -o /dev/null -w "egress health %{http_code}\n" http://egress:3128/healthz;
 getent hosts not-allowed.example.invalid || echo "dns stub: no address";
-curl -m 20 -sS -x "" http://cred-proxy:8080/nothing-here; exit 7`
+curl -m 20 -sS -x "" http://cred-proxy:8080/nothing-here; echo tier3-work > /workspace/result.txt; exit 7`
 	host := plan.Host{Env: map[string]string{"CLAUDE_BOTTLE_CONTAINER": "tier3", "CLAUDE_BOTTLE_RUNTIME": "runc"}, Owner: "testhost/1",
 		UID: 1000, GID: 1000, AgentDockerfile: "FROM debian:bookworm-slim\n", RouteCredential: map[string]int{}}
 	p, err := plan.Build(m, plan.Options{Agent: "claude", Command: []string{"sh", "-c", script}}, plan.Observed{}, host)
@@ -374,6 +401,15 @@ curl -m 20 -sS -x "" http://cred-proxy:8080/nothing-here; exit 7`
 	t.Logf("the agent printed:\n%s", out.String())
 	if err != nil || code != 7 {
 		t.Fatalf("exit %d, %v", code, err)
+	}
+	// The work comes back: /workspace, read through the API from the
+	// pod's workspace container after the agent exited.
+	work, err := b.Finish(ctx, bt)
+	if err != nil || work.Archive == "" {
+		t.Fatalf("Finish: %+v, %v", work, err)
+	}
+	if got := archived(t, work.Archive, "./result.txt"); got != "tier3-work\n" {
+		t.Errorf("the archive's result.txt holds %q", got)
 	}
 	egress, _ := b.cs.CoreV1().Services(p.Instance).Get(ctx, plan.RoleEgress, metav1.GetOptions{})
 	for _, want := range []string{"uid=1000", "nameserver " + egress.Spec.ClusterIP, egress.Spec.ClusterIP + " ", "cred-proxy", "supervise",
