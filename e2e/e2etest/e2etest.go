@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -158,6 +159,48 @@ func NewEnv(t testing.TB, manifest string) *Env {
 	return e
 }
 
+// TermEnv is what a person's shell would have for this env: its state
+// directory and variables (for a command started in a terminal).
+func (e *Env) TermEnv() map[string]string {
+	env := map[string]string{"CLAUDE_BOTTLE_STATE_DIR": e.State}
+	for k, v := range e.Vars {
+		env[k] = v
+	}
+	return env
+}
+
+// Pending is the part of `claude-bottle supervise --json` the tests read.
+type Pending struct {
+	Instance string `json:"instance"`
+	Request  struct {
+		ID     string `json:"id"`
+		Kind   string `json:"kind"`
+		Reason string `json:"reason"`
+		Egress *struct {
+			Host string `json:"host"`
+			Port int    `json:"port"`
+		} `json:"egress"`
+	} `json:"request"`
+	Decision *struct {
+		Verdict string `json:"verdict"`
+		Message string `json:"message"`
+	} `json:"decision"`
+}
+
+// SuperviseList is `supervise --json ARGS...`, parsed.
+func (e *Env) SuperviseList(ctx context.Context, args ...string) []Pending {
+	e.T.Helper()
+	r := e.Run(ctx, append([]string{"supervise", "--json"}, args...)...)
+	if r.Code != 0 {
+		e.T.Fatalf("supervise --json: %s", r)
+	}
+	var ps []Pending
+	if err := json.Unmarshal([]byte(r.Stdout), &ps); err != nil {
+		e.T.Fatalf("supervise --json output: %v\n%s", err, r.Stdout)
+	}
+	return ps
+}
+
 // Result is what one command did.
 type Result struct {
 	Stdout, Stderr string
@@ -300,4 +343,101 @@ func tailLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Started is a command of the env running in the background.
+type Started struct {
+	stdout, stderr lockedBuffer
+	done           chan struct{}
+	err            error
+}
+
+// Start starts the binary with args and does not wait. When ctx ends, or
+// at the test's cleanup, a command still running is interrupted as Ctrl-C
+// would (so that run removes its bottle) and killed a minute later.
+func (e *Env) Start(ctx context.Context, args ...string) *Started {
+	e.T.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	cmd := e.Command(ctx, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = time.Minute
+	s := &Started{done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = &s.stdout, &s.stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		e.T.Fatal(err)
+	}
+	go func() {
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	e.T.Cleanup(func() {
+		cancel()
+		<-s.done
+	})
+	return s
+}
+
+// Exited reports whether the command has ended, and its error.
+func (s *Started) Exited() (bool, error) {
+	select {
+	case <-s.done:
+		return true, s.err
+	default:
+		return false, nil
+	}
+}
+
+// Wait waits for the command's end and returns its error, or ctx's.
+func (s *Started) Wait(ctx context.Context) error {
+	select {
+	case <-s.done:
+		return s.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stdout and Stderr are what the command printed so far.
+func (s *Started) Stdout() string { return s.stdout.String() }
+func (s *Started) Stderr() string { return s.stderr.String() }
+
+// AwaitRequest polls `supervise --json`, as the person on the host
+// watches, until instance has a request; it fails if s ends first or
+// nothing comes within d.
+func (e *Env) AwaitRequest(ctx context.Context, s *Started, instance string, d time.Duration) Pending {
+	e.T.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if ended, err := s.Exited(); ended {
+			e.T.Fatalf("the command ended before the agent asked (%v)\nstdout:\n%s\nstderr:\n%s", err, s.Stdout(), s.Stderr())
+		}
+		for _, p := range e.SuperviseList(ctx) {
+			if p.Instance == instance {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			e.T.Fatalf("no request within %s\nstderr:\n%s", d, s.Stderr())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while a command writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -111,15 +111,6 @@ func journeyEnv(t *testing.T, net string) (*e2etest.Env, string) {
 	return e, inst
 }
 
-// termEnv is what a person's shell would have: the test env's variables.
-func termEnv(e *e2etest.Env) map[string]string {
-	env := map[string]string{"CLAUDE_BOTTLE_STATE_DIR": e.State}
-	for k, v := range e.Vars {
-		env[k] = v
-	}
-	return env
-}
-
 // assertNoToken fails if any file under dir holds token.
 func assertNoToken(t *testing.T, dir, token string) {
 	t.Helper()
@@ -154,7 +145,7 @@ func TestInteractiveFirstRun(t *testing.T) {
 			})
 			e, inst := journeyEnv(t, net)
 			e.Vars[kind.envVar] = kind.token
-			term := e2etest.StartTerminal(t, e.Dir, termEnv(e), e.Bin, "run")
+			term := e2etest.StartTerminal(t, e.Dir, e.TermEnv(), e.Bin, "run")
 			screen := term.WaitFor("bypass permissions on", 3*time.Minute)
 			for _, q := range []string{"Do you want to use this API key", "WARNING", "trust", "Unable to connect", "Select login method", "theme"} {
 				if strings.Contains(screen, q) {
@@ -406,7 +397,7 @@ func TestEveryEndingCleansUpAndBringsWorkBack(t *testing.T) {
 			var started time.Time
 			switch {
 			case end.name == "closed-window":
-				term := e2etest.StartTerminal(t, e.Dir, termEnv(e), append([]string{e.Bin}, args...)...)
+				term := e2etest.StartTerminal(t, e.Dir, e.TermEnv(), append([]string{e.Bin}, args...)...)
 				term.WaitFor("WORK-READY", 3*time.Minute)
 				started = time.Now()
 				term.Close()
@@ -495,7 +486,7 @@ func waitNoRun(t *testing.T, inst string, d time.Duration) {
 func TestTerminalResize(t *testing.T) {
 	c := e2etest.Engine(t)
 	e, inst := newEnv(t)
-	term := e2etest.StartTerminal(t, e.Dir, termEnv(e), e.Bin, "run", "claude", "--", "sh", "-c", "sleep 1; echo size $(stty size); read x; echo size $(stty size); exit 3")
+	term := e2etest.StartTerminal(t, e.Dir, e.TermEnv(), e.Bin, "run", "claude", "--", "sh", "-c", "sleep 1; echo size $(stty size); read x; echo size $(stty size); exit 3")
 	term.WaitFor("size 40 150", 3*time.Minute)
 	term.Resize(100, 30)
 	time.Sleep(time.Second)

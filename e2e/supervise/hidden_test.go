@@ -73,8 +73,8 @@ bottles:
 	out.wait("WAITING")
 
 	// Only the homoglyph request was filed, as its A-label.
-	ps := superviseList(t, ctx, e)
-	var mine []pending
+	ps := e.SuperviseList(ctx)
+	var mine []e2etest.Pending
 	for _, p := range ps {
 		if p.Instance == inst {
 			mine = append(mine, p)

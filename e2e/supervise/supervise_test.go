@@ -169,37 +169,6 @@ func parseResult(t *testing.T, key, s string) toolResult {
 	return r
 }
 
-// pending is the part of `claude-bottle supervise --json` the tests read.
-type pending struct {
-	Instance string `json:"instance"`
-	Request  struct {
-		ID     string `json:"id"`
-		Kind   string `json:"kind"`
-		Reason string `json:"reason"`
-		Egress *struct {
-			Host string `json:"host"`
-			Port int    `json:"port"`
-		} `json:"egress"`
-	} `json:"request"`
-	Decision *struct {
-		Verdict string `json:"verdict"`
-		Message string `json:"message"`
-	} `json:"decision"`
-}
-
-func superviseList(t *testing.T, ctx context.Context, e *e2etest.Env, args ...string) []pending {
-	t.Helper()
-	r := e.Run(ctx, append([]string{"supervise", "--json"}, args...)...)
-	if r.Code != 0 {
-		t.Fatalf("supervise --json: %s", r)
-	}
-	var ps []pending
-	if err := json.Unmarshal([]byte(r.Stdout), &ps); err != nil {
-		t.Fatalf("supervise --json output: %v\n%s", err, r.Stdout)
-	}
-	return ps
-}
-
 // events reads `claude-bottle logs INSTANCE` after the bottle is gone.
 func events(t *testing.T, ctx context.Context, e *e2etest.Env, inst string) []audit.Event {
 	t.Helper()
@@ -358,7 +327,7 @@ bottles:
 	}
 
 	// The person on the host sees all three and decides two.
-	ps := superviseList(t, ctx, e)
+	ps := e.SuperviseList(ctx)
 	kinds := map[string]string{}
 	for _, p := range ps {
 		if p.Instance == inst {
@@ -411,12 +380,12 @@ bottles:
 	// While it runs, the host still shows the unanswered one as pending,
 	// and --all shows the decisions.
 	out.wait("WAITING")
-	ps = superviseList(t, ctx, e)
+	ps = e.SuperviseList(ctx)
 	if len(ps) != 1 || ps[0].Request.ID != ids["DOCKERFILE"] {
 		t.Errorf("pending after two decisions: %+v, want only %s", ps, ids["DOCKERFILE"])
 	}
 	verdicts := map[string]string{}
-	for _, p := range superviseList(t, ctx, e, "--all") {
+	for _, p := range e.SuperviseList(ctx, "--all") {
 		if p.Decision != nil {
 			verdicts[p.Request.ID] = p.Decision.Verdict
 		}
@@ -505,57 +474,17 @@ bottles:
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := e.Command(ctx, "run", "claude", "--", "claude", "-p", "fetch "+target,
+	run := e.Start(ctx, "run", "claude", "--", "claude", "-p", "fetch "+target,
 		"--dangerously-skip-permissions", "--mcp-config", "/etc/claude-bottle/current-config/mcp.json")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	defer func() {
-		select {
-		case <-done:
-		default:
-			// Interrupted, run removes the bottle; killed, it would leave it.
-			cmd.Process.Signal(os.Interrupt)
-			select {
-			case <-done:
-			case <-time.After(time.Minute):
-				cmd.Process.Kill()
-				<-done
-			}
-		}
 		if t.Failed() {
 			r := e.Run(context.Background(), "logs", inst)
 			t.Logf("logs of %s:\n%s", inst, r.Stdout)
 		}
 	}()
 
-	// The person on the host watches for the request.
-	var req pending
+	req := e.AwaitRequest(ctx, run, inst, 3*time.Minute)
 	var agentID string
-	deadline := time.Now().Add(3 * time.Minute)
-	for req.Request.ID == "" {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("claude exited before asking (%v)\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no request within 3 minutes\nstderr:\n%s", stderr.String())
-		}
-		for _, p := range superviseList(t, ctx, e) {
-			if p.Instance == inst {
-				req = p
-			}
-		}
-		if req.Request.ID == "" {
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
 	if req.Request.Kind != "egress" || req.Request.Egress == nil || req.Request.Egress.Host != target || req.Request.Egress.Port != 8080 || !strings.Contains(req.Request.Reason, "403") {
 		t.Errorf("the model's request: %+v %+v, want egress %s:8080 with a reason citing the 403", req.Request, req.Request.Egress, target)
 	}
@@ -568,16 +497,13 @@ bottles:
 		t.Errorf("agent container changed from %s to %s", agentID, id)
 	}
 
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		t.Fatalf("run did not finish\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	err := run.Wait(ctx)
+	if ctx.Err() != nil {
+		t.Fatalf("run did not finish\nstdout:\n%s\nstderr:\n%s", run.Stdout(), run.Stderr())
 	}
-	done <- err
-	t.Logf("claude printed: %s", strings.TrimSpace(stdout.String()))
-	if err != nil || !strings.Contains(stdout.String(), "SHOWCASE-DONE 200") {
-		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	t.Logf("claude printed: %s", strings.TrimSpace(run.Stdout()))
+	if err != nil || !strings.Contains(run.Stdout(), "SHOWCASE-DONE 200") {
+		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, run.Stdout(), run.Stderr())
 	}
 
 	evs := events(t, ctx, e, inst)

@@ -57,3 +57,19 @@ func SaveArchive(r io.Reader, path string) (bool, error) {
 	}
 	return true, os.Rename(f.Name(), path)
 }
+
+// FirstBytes keeps the first N bytes written to it in W and drops the rest: a
+// harvest's stderr, bounded.
+type FirstBytes struct {
+	W io.Writer
+	N int
+}
+
+func (h *FirstBytes) Write(p []byte) (int, error) {
+	if h.N > 0 {
+		k := min(len(p), h.N)
+		h.W.Write(p[:k])
+		h.N -= k
+	}
+	return len(p), nil
+}

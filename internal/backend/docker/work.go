@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -122,7 +121,7 @@ func (l *Backend) harvestBranch(ctx context.Context, p *plan.Plan) (backend.Work
 		return backend.Work{}, err
 	}
 	var stderr bytes.Buffer
-	code, err := l.eng.AttachStart(hctx, id, docker.Streams{Stdout: f, Stderr: &limited{w: &stderr, n: 4096}})
+	code, err := l.eng.AttachStart(hctx, id, docker.Streams{Stdout: f, Stderr: &workback.FirstBytes{W: &stderr, N: 4096}})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -152,21 +151,6 @@ func (l *Backend) saveArchive(ctx context.Context, agentID, path string) (bool, 
 	}
 	defer rc.Close()
 	return workback.SaveArchive(rc, path)
-}
-
-// limited keeps the first n bytes written and drops the rest.
-type limited struct {
-	w io.Writer
-	n int
-}
-
-func (l *limited) Write(p []byte) (int, error) {
-	if l.n > 0 {
-		k := min(len(p), l.n)
-		l.w.Write(p[:k])
-		l.n -= k
-	}
-	return len(p), nil
 }
 
 // FinishOrphan implements backend.Backend: it brings back the work of an instance whose launcher is gone

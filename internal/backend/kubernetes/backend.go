@@ -797,7 +797,7 @@ func (b *Backend) finish(ctx context.Context, p *plan.Plan) (backend.Work, error
 	r, w := io.Pipe()
 	var stderr strings.Builder
 	go func() {
-		err := b.exec(ctx, p.Instance, KeeperContainer, []string{"tar", "-C", plan.WorkspaceDir, "-cf", "-", "."}, w, &limitedWriter{w: &stderr, n: 4096})
+		err := b.exec(ctx, p.Instance, KeeperContainer, []string{"tar", "-C", plan.WorkspaceDir, "-cf", "-", "."}, w, &workback.FirstBytes{W: &stderr, N: 4096})
 		if err != nil && stderr.Len() > 0 {
 			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 		}
@@ -824,21 +824,6 @@ func (b *Backend) exec(ctx context.Context, ns, container string, cmd []string, 
 		return err
 	}
 	return ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: stdout, Stderr: stderr})
-}
-
-// limitedWriter keeps the first n bytes written and drops the rest.
-type limitedWriter struct {
-	w io.Writer
-	n int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	if l.n > 0 {
-		k := min(len(p), l.n)
-		l.w.Write(p[:k])
-		l.n -= k
-	}
-	return len(p), nil
 }
 
 // Down implements backend.Backend: it deletes the instance's namespace,

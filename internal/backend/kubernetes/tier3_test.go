@@ -120,73 +120,15 @@ func tier3Supervise(t *testing.T, plane *kubetest.Plane, modelImage, upstreamIma
 	e.Vars["E2E_MODEL_KEY"] = modelKey
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := e.Command(ctx, "run", "claude", "--", "claude", "-p", "fetch "+target,
+	run := e.Start(ctx, "run", "claude", "--", "claude", "-p", "fetch "+target,
 		"--dangerously-skip-permissions", "--mcp-config", "/etc/claude-bottle/current-config/mcp.json")
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	defer func() {
-		select {
-		case <-done:
-		default:
-			cmd.Process.Signal(os.Interrupt)
-			select {
-			case <-done:
-			case <-time.After(time.Minute):
-				cmd.Process.Kill()
-				<-done
-			}
-		}
 		if t.Failed() {
 			r := e.Run(context.Background(), "logs", inst)
-			t.Logf("stderr:\n%s\nlogs of %s:\n%s", stderr.String(), inst, r.Stdout)
+			t.Logf("stderr:\n%s\nlogs of %s:\n%s", run.Stderr(), inst, r.Stdout)
 		}
 	}()
-
-	// The person on the host watches for the request.
-	type pending struct {
-		Instance string `json:"instance"`
-		Request  struct {
-			ID     string `json:"id"`
-			Kind   string `json:"kind"`
-			Reason string `json:"reason"`
-			Egress *struct {
-				Host string `json:"host"`
-				Port int    `json:"port"`
-			} `json:"egress"`
-		} `json:"request"`
-	}
-	var req pending
-	deadline := time.Now().Add(3 * time.Minute)
-	for req.Request.ID == "" {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("run ended before the agent asked (%v)\nstdout:\n%s", err, stdout.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no request within 3 minutes")
-		}
-		r := e.Run(ctx, "supervise", "--json")
-		if r.Code != 0 {
-			t.Fatalf("supervise --json: %s", r)
-		}
-		var ps []pending
-		if err := json.Unmarshal([]byte(r.Stdout), &ps); err != nil {
-			t.Fatalf("supervise --json: %v\n%s", err, r.Stdout)
-		}
-		for _, p := range ps {
-			if p.Instance == inst {
-				req = p
-			}
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	req := e.AwaitRequest(ctx, run, inst, 3*time.Minute)
 	if req.Request.Kind != "egress" || req.Request.Egress == nil || req.Request.Egress.Host != target || req.Request.Egress.Port != 8080 || !strings.Contains(req.Request.Reason, "403") {
 		t.Errorf("the model's request: %+v, want egress %s:8080 citing the 403", req.Request, target)
 	}
@@ -210,16 +152,13 @@ func tier3Supervise(t *testing.T, plane *kubetest.Plane, modelImage, upstreamIma
 	if r := e.Run(ctx, "supervise", "approve", req.Request.ID, "-m", "go ahead"); r.Code != 0 || !strings.Contains(r.Stderr, "waiting for it to reload") {
 		t.Fatalf("approve: %s", r)
 	}
-	var runErr error
-	select {
-	case runErr = <-done:
-	case <-ctx.Done():
-		t.Fatalf("run did not finish\nstdout:\n%s", stdout.String())
+	runErr := run.Wait(ctx)
+	if ctx.Err() != nil {
+		t.Fatalf("run did not finish\nstdout:\n%s", run.Stdout())
 	}
-	done <- runErr
-	t.Logf("claude printed: %s", strings.TrimSpace(stdout.String()))
-	if runErr != nil || !strings.Contains(stdout.String(), "SHOWCASE-DONE 200") {
-		t.Fatalf("run: %v\nstdout:\n%s", runErr, stdout.String())
+	t.Logf("claude printed: %s", strings.TrimSpace(run.Stdout()))
+	if runErr != nil || !strings.Contains(run.Stdout(), "SHOWCASE-DONE 200") {
+		t.Fatalf("run: %v\nstdout:\n%s", runErr, run.Stdout())
 	}
 	namespaceGone(t, plane, e.State, inst)
 
@@ -241,11 +180,7 @@ func tier3Supervise(t *testing.T, plane *kubetest.Plane, modelImage, upstreamIma
 // removes the namespace and the stage directory; nothing stays.
 func tier3TerminalClosed(t *testing.T, plane *kubetest.Plane) {
 	e, inst := tier3Env(t, plane, "backend: kubernetes\nagents:\n  agent:\n    bottle: box\nbottles:\n  box: {}\n")
-	env := map[string]string{"CLAUDE_BOTTLE_STATE_DIR": e.State}
-	for k, v := range e.Vars {
-		env[k] = v
-	}
-	term := e2etest.StartTerminal(t, e.Dir, env, e.Bin, "run", "agent", "--", "sh", "-c", "echo closed-work > /workspace/w.txt; echo BOTTLE-UP; sleep 600")
+	term := e2etest.StartTerminal(t, e.Dir, e.TermEnv(), e.Bin, "run", "agent", "--", "sh", "-c", "echo closed-work > /workspace/w.txt; echo BOTTLE-UP; sleep 600")
 	// Its first line, printed before run attached, is on the screen: the
 	// attach gate held it (well under the gate's own two-minute limit).
 	term.WaitFor("BOTTLE-UP", 75*time.Second)
@@ -657,11 +592,7 @@ func tier3Claude(t *testing.T, plane *kubetest.Plane, modelImage string) {
 		{Name: "FAKE_SCRIPT", Value: string(script)}, {Name: "ANSWER_TEXT", Value: "TIER3-ANSWER"}}, 8080)
 	e, inst := tier3Env(t, plane, tier3ClaudeManifest)
 	e.Vars["E2E_API_KEY"] = key
-	env := map[string]string{"CLAUDE_BOTTLE_STATE_DIR": e.State}
-	for k, v := range e.Vars {
-		env[k] = v
-	}
-	term := e2etest.StartTerminal(t, e.Dir, env, e.Bin, "run")
+	term := e2etest.StartTerminal(t, e.Dir, e.TermEnv(), e.Bin, "run")
 	screen := term.WaitFor("bypass permissions on", 90*time.Second)
 	// The questions and warnings a person would meet: none. (An emptyDir
 	// /tmp made Claude warn that cross-session messaging is off.)
