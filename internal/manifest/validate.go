@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/claude-bottle/claude-bottle/internal/giturl"
 )
 
@@ -31,12 +33,6 @@ var (
 	registryRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
 	// A Kubernetes object name (DNS subdomain).
 	k8sNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
-	// dns1123LabelRE: a namespace's name.
-	dns1123LabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	// labelKeyRE: [PREFIX/]NAME, as Kubernetes takes label keys.
-	labelKeyRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`)
-	// labelValueRE: a label value (empty allowed).
-	labelValueRE = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$`)
 )
 
 // Backends are the values of the manifest's backend key.
@@ -184,14 +180,15 @@ func (m *Manifest) validateBottle(p *problems, name string, b *Bottle) {
 	}
 	for i, pe := range b.Kubernetes.EgressPeers {
 		pf := fmt.Sprintf("%s.kubernetes.egress_peers[%d]", f, i)
-		if !dns1123LabelRE.MatchString(pe.Namespace) {
+		// The API server's own rules (apimachinery's validation).
+		if len(validation.IsDNS1123Label(pe.Namespace)) > 0 {
 			p.add(pf+".namespace", "must be a namespace name (lowercase letters, digits and '-', at most 63), got %q", pe.Namespace)
 		}
 		for _, k := range slices.Sorted(maps.Keys(pe.Pods)) {
-			if !labelKeyRE.MatchString(k) {
+			if len(validation.IsQualifiedName(k)) > 0 {
 				p.add(pf+".pods", "label key %q is not a Kubernetes label key (such as app or example.com/tier)", k)
 			}
-			if !labelValueRE.MatchString(pe.Pods[k]) {
+			if len(validation.IsValidLabelValue(pe.Pods[k])) > 0 {
 				p.add(pf+".pods."+k, "must be a Kubernetes label value (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit), got %q", pe.Pods[k])
 			}
 		}

@@ -569,9 +569,13 @@ func (b *Backend) waitSandboxReady(ctx context.Context, ns string) error {
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &sb); err != nil {
 			return false, "", err
 		}
+		state := "no Ready condition yet"
 		for _, c := range sb.Status.Conditions {
-			if c.Type == string(sandboxv1.SandboxConditionReady) && c.Status == metav1.ConditionTrue {
-				return true, "", nil
+			if c.Type == string(sandboxv1.SandboxConditionReady) {
+				if c.Status == metav1.ConditionTrue {
+					return true, "", nil
+				}
+				state = c.Reason + ": " + c.Message
 			}
 		}
 		// An agent that has already ended (a short command) leaves its pod
@@ -584,12 +588,7 @@ func (b *Backend) waitSandboxReady(ctx context.Context, ns string) error {
 				}
 			}
 		}
-		for _, c := range sb.Status.Conditions {
-			if c.Type == string(sandboxv1.SandboxConditionReady) {
-				return false, c.Reason + ": " + c.Message, nil
-			}
-		}
-		return false, "no Ready condition yet", nil
+		return false, state, nil
 	})
 }
 
@@ -641,7 +640,7 @@ func (b *Backend) Attach(ctx context.Context, bt *backend.Bottle, s backend.Stre
 		sizes := b.sizeQueue(ns)
 		defer b.dropSizeQueue(ns)
 		stdin := s.Stdin
-		if stdin != nil && b.gatedAgent(ctx, ns) {
+		if stdin != nil && gated(bt.Plan.Docker.Container(plan.RoleAgent), bt.Plan.Spec.AgentDockerfile) {
 			// Opens the gate once attached: the command starts now, and
 			// its first output reaches this terminal.
 			stdin = io.MultiReader(strings.NewReader(attachGateByte), stdin)
@@ -668,20 +667,6 @@ func (b *Backend) Attach(ctx context.Context, bt *backend.Bottle, s backend.Stre
 		return fail(err)
 	}
 	return b.agentExit(ctx, ns)
-}
-
-// gatedAgent: the agent's command waits behind attachGate.
-func (b *Backend) gatedAgent(ctx context.Context, ns string) bool {
-	pod, err := b.cs.CoreV1().Pods(ns).Get(ctx, SandboxName, metav1.GetOptions{})
-	if err != nil {
-		return false
-	}
-	for _, c := range pod.Spec.Containers {
-		if c.Name == plan.RoleAgent {
-			return len(c.Command) == 4 && c.Command[2] == attachGate
-		}
-	}
-	return false
 }
 
 // attach streams opts to the agent container's attach.
@@ -773,8 +758,7 @@ func (b *Backend) Resize(ctx context.Context, bt *backend.Bottle, height, width 
 	return nil
 }
 
-// Finish implements backend.Backend. Bringing /workspace back from a pod
-// is not built yet: the result says so by being empty.
+// Finish implements backend.Backend: the agent's work comes back (finish).
 func (b *Backend) Finish(ctx context.Context, bt *backend.Bottle) (backend.Work, error) {
 	return b.finish(ctx, bt.Plan)
 }
@@ -927,7 +911,8 @@ func (b *Backend) Orphans(ctx context.Context) ([]backend.Orphan, error) {
 	return out, nil
 }
 
-// FinishOrphan implements backend.Backend (nothing comes back yet).
+// FinishOrphan implements backend.Backend: the work of a bottle whose
+// launcher is gone comes back from its pod, if the pod is still there.
 func (b *Backend) FinishOrphan(ctx context.Context, instance string) (backend.Work, error) {
 	p, err := launch.KeptPlan(b.State, instance)
 	if err != nil || p.Instance != instance || b.cs == nil {

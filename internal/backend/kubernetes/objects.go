@@ -686,7 +686,7 @@ const attachGateByte = "\r"
 // terminal and the gate replaces no ENTRYPOINT (Kubernetes' command does:
 // an image's ENTRYPOINT would be lost, so such an agent starts at once).
 func gated(c *plan.Container, dockerfile string) bool {
-	if !c.TTY || len(c.Entrypoint) > 0 || len(c.Cmd) == 0 {
+	if c == nil || !c.TTY || len(c.Entrypoint) > 0 || len(c.Cmd) == 0 {
 		return false
 	}
 	for _, l := range strings.Split(dockerfile, "\n") {

@@ -44,6 +44,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/claude-bottle/claude-bottle/internal/audit"
 	"github.com/claude-bottle/claude-bottle/internal/stage"
 )
 
@@ -371,13 +372,9 @@ func PlayReload(t testing.TB, p *Plane, state, instance, sidecar, configMap, wan
 			if err == nil {
 				for _, v := range cm.Data {
 					if strings.Contains(v, want) {
-						line, _ := json.Marshal(map[string]any{"time": time.Now().UTC(), "instance": instance, "sidecar": sidecar, "kind": "reload", "verdict": "allow"})
-						dir := stage.LogDir(state, instance)
-						os.MkdirAll(dir, 0o700)
-						f, err := os.OpenFile(filepath.Join(dir, sidecar+".jsonl"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-						if err == nil {
-							f.Write(append(line, '\n'))
-							f.Close()
+						if l, c, err := audit.Open(stage.LogDir(state, instance), instance, sidecar); err == nil {
+							l.Write(audit.Event{Kind: "reload", Verdict: "allow"})
+							c.Close()
 						}
 						return
 					}

@@ -50,8 +50,6 @@ const (
 	// ClusterDNSIP is kube-system's kube-dns Service, in the API server's
 	// Service range (10.96.0.0/16), as kubeadm places it.
 	ClusterDNSIP = "10.96.0.10"
-	// PodSubnet is the node's pod range.
-	PodSubnet = podSubnet
 	// NodeIP is the node's address (the kubelet's, the host's).
 	NodeIP = nodeIP
 )
